@@ -1,0 +1,592 @@
+"""The client-facing connection: heads in, routing, exchanges with backends, relays out.
+
+One ``FrontendConnection`` per accepted connection. It parses request heads (sans-I/O parser),
+routes each through the entryPoint's current routing table, and runs one ``Exchange`` at a time
+with a backend: pipelined requests wait (reading paused, so memory stays bounded) and are
+answered in order. An upgrade that the backend accepts with 101 turns the connection into a
+``WebSocketRelay``; a route to an in-process service hands the connection to that protocol.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from wsgate.http.body import BodyReader
+from wsgate.http.errors import HTTPParseError
+from wsgate.http.forwarding import forward_target, rewrite_request_head, rewrite_response_headers
+from wsgate.http.head import BodyKind, RequestHead, ResponseHead
+from wsgate.http.parser import RequestHeadParser, ResponseHeadParser
+from wsgate.http.serialize import error_response, serialize_request, serialize_response
+from wsgate.proxy.backend import BackendConnection, set_nodelay
+from wsgate.proxy.errors import UpstreamError
+from wsgate.proxy.relay import WebSocketRelay
+from wsgate.rules import RouteRequest
+
+if TYPE_CHECKING:
+    from wsgate.proxy.entrypoint import EntryPointRuntime
+    from wsgate.proxy.routing import ProxyService, RouteDecision
+
+log = Logger()
+
+#: Body bytes held while the backend connection is being opened; beyond it reading pauses.
+_PENDING_LIMIT = 256 * 1024
+
+
+@implementer(IPushProducer)
+class _Reading:
+    """One transport's reading side as a producer for another; never closes it on stop."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """Each side's end is decided by the exchange, not by the other side's loss."""
+
+
+@implementer(IHalfCloseableProtocol)
+class FrontendConnection(Protocol):
+
+    transport: Any
+    def __init__(self, ep: EntryPointRuntime, tls: bool = False) -> None:
+        self.ep = ep
+        self.tls = tls
+        self.parser = RequestHeadParser(ep.max_header_bytes, ep.max_headers)
+        self.pending = b""
+        self.exchange: Exchange | LocalAnswer | None = None
+        self.relay: WebSocketRelay | None = None
+        self.inner: Protocol | None = None
+        self.timer: Any = None
+        self.client_ip = ""
+        self.closed = False
+        self.requests = 0
+
+    # -- connection -----------------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        set_nodelay(self.transport)
+        peer = self.transport.getPeer()
+        self.client_ip = getattr(peer, "host", "")
+        self.ep.connection_opened(self)
+        self._arm_timer(self.ep.read_timeout, "reading the request head")
+
+    def _arm_timer(self, seconds: float, what: str) -> None:
+        self._cancel_timer()
+        if seconds and seconds > 0:
+            self.timer = self.ep.reactor.callLater(seconds, self._timed_out, what)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self, what: str) -> None:
+        self.timer = None
+        log.debug("closing {peer}: timeout while {what}", peer=self.client_ip, what=what)
+        if self.parser.buffered and self.exchange is None:
+            self.transport.write(error_response(408, close=True))
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.relay is not None:
+            self.relay.from_client(data)
+        elif self.inner is not None:
+            self.inner.dataReceived(data)
+        elif self.exchange is not None:
+            self.exchange.client_data(data)
+        else:
+            self._parse(data)
+
+    def readConnectionLost(self) -> None:
+        if self.relay is not None:
+            self.relay.client_read_closed()
+        elif self.inner is not None:
+            half = IHalfCloseableProtocol(self.inner, None)
+            if half is not None:
+                half.readConnectionLost()
+            else:
+                self.transport.loseConnection()
+        elif self.exchange is not None:
+            self.exchange.client_eof()
+        else:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        if self.inner is not None:
+            half = IHalfCloseableProtocol(self.inner, None)
+            if half is not None:
+                half.writeConnectionLost()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.closed = True
+        self._cancel_timer()
+        if self.relay is not None:
+            self.relay.side_lost("client")
+        elif self.inner is not None:
+            self.inner.connectionLost(reason)
+        elif self.exchange is not None:
+            self.exchange.client_lost()
+        self.ep.connection_closed(self)
+
+    # -- requests -------------------------------------------------------------------------------
+    def _parse(self, data: bytes) -> None:
+        try:
+            found = self.parser.feed(data)
+        except HTTPParseError as exc:
+            self._reject(exc)
+            return
+        if found is None:
+            if self.timer is None:
+                self._arm_timer(self.ep.read_timeout, "reading the request head")
+            return
+        head, rest = found
+        self._cancel_timer()
+        self.requests += 1
+        self._dispatch(head, rest)
+
+    def _reject(self, exc: HTTPParseError) -> None:
+        log.info("rejecting request from {peer} on {ep}: {status} {reason}",
+                 peer=self.client_ip, ep=self.ep.name, status=exc.status, reason=exc.reason)
+        self.transport.write(error_response(exc.status, close=True))
+        self.transport.loseConnection()
+
+    def _dispatch(self, head: RequestHead, rest: bytes) -> None:
+        request = RouteRequest.build(head.method, head.host, head.origin_form, head.headers,
+                                     self.client_ip, tls=self.tls)
+        decision = self.ep.route(request)
+        if decision is None:
+            self._local_answer(head, rest, 404)
+            return
+        internal = decision.internal_factory
+        if internal is not None:
+            self._hand_over(internal, head, rest)
+            return
+        assert decision.service is not None
+        exchange = Exchange(self, head, decision, decision.service)
+        self.exchange = exchange
+        exchange.start(rest)
+
+    def _local_answer(self, head: RequestHead, rest: bytes, status: int) -> None:
+        """Answer from the proxy itself, skipping the request body."""
+        keep = head.keep_alive and not head.is_upgrade
+        answer = LocalAnswer(self, head, status, keep)
+        self.exchange = answer
+        answer.start(rest)
+
+    def _hand_over(self, factory: Any, head: RequestHead, rest: bytes) -> None:
+        """Give the connection to an in-process service; it sees the request from its start."""
+        proto = factory.buildProtocol(self.transport.getPeer())
+        if proto is None:
+            self._local_answer(head, rest, 503)
+            return
+        self.inner = proto
+        proto.makeConnection(self.transport)
+        proto.dataReceived(serialize_request(head.method, head.target, head.headers,
+                                             version=head.version) + rest)
+
+    def exchange_done(self, keep_alive: bool) -> None:
+        """The current exchange is over; go on with the next request or close."""
+        self.exchange = None
+        if not keep_alive or self.closed:
+            self.transport.loseConnection()
+            return
+        self.transport.resumeProducing()
+        pending, self.pending = self.pending, b""
+        self._arm_timer(self.ep.idle_timeout, "waiting for the next request")
+        if pending:
+            self._parse(pending)
+
+    def hold(self, data: bytes) -> None:
+        """Bytes of the next pipelined request: keep them and stop reading until it is time."""
+        self.pending += data
+        self.transport.pauseProducing()
+
+    def become_relay(self, relay: WebSocketRelay) -> None:
+        self.exchange = None
+        self.relay = relay
+
+
+class LocalAnswer:
+    """An answer made by the proxy (404, 503...), after the request body has gone by."""
+
+    def __init__(self, conn: FrontendConnection, head: RequestHead, status: int,
+                 keep_alive: bool) -> None:
+        self.conn = conn
+        self.head = head
+        self.status = status
+        self.keep_alive = keep_alive
+        self.body = BodyReader(head.body_kind, head.content_length or 0)
+
+    def start(self, rest: bytes) -> None:
+        self.conn.transport.write(error_response(self.status, close=not self.keep_alive))
+        self.client_data(rest)
+
+    def client_data(self, data: bytes) -> None:
+        if not self.body.done:
+            try:
+                _, _, data = self.body.feed(data)
+            except HTTPParseError as exc:
+                self.conn.exchange = None
+                self.conn._reject(exc)
+                return
+        if self.body.done:
+            conn = self.conn
+            if data:
+                conn.hold(data)
+            conn.exchange_done(self.keep_alive)
+
+    def client_eof(self) -> None:
+        self.conn.transport.loseConnection()
+
+    def client_lost(self) -> None:
+        """Nothing to release."""
+
+
+class Exchange:
+    """One request forwarded to one backend server, and its response (or 101) back."""
+
+    def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
+                 service: ProxyService) -> None:
+        self.conn = conn
+        self.head = head
+        self.decision = decision
+        self.service = service
+        self.upgrade = head.is_upgrade
+        self.body = None if self.upgrade else BodyReader(head.body_kind,
+                                                              head.content_length or 0)
+        self.buffered: list[bytes] = []
+        self.buffered_len = 0
+        self.backend: BackendConnection | None = None
+        self.leaf: Any = None
+        self.server: Any = None
+        self.address: Any = None
+        self.response: ResponseHead | None = None
+        self.response_parser = ResponseHeadParser(head.method)
+        self.response_body: BodyReader | None = None
+        self.response_keep_alive = False
+        self.timer: Any = None
+        self.done = False
+        self.backend_reusable = True
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self, rest: bytes) -> None:
+        picked = self.service.pick_leaf(self.conn.client_ip)
+        if picked is None:
+            self._fail(UpstreamError(503, "no available server", backend=self.service.name))
+            return
+        self.leaf, server = picked
+        self.server = server
+        self.address = self.leaf.address_of(server)
+        self.leaf.acquire(server)
+        pooled = None if self.upgrade else self.leaf.pool.take(self.address)
+        if pooled is not None:
+            self._backend_ready(pooled)
+        else:
+            d = self.leaf.connect(self.address)
+            d.addCallbacks(self._backend_ready, self._connect_failed)
+        if rest:
+            self.client_data(rest)
+
+    def _connect_failed(self, failure: Failure) -> None:
+        exc = failure.value
+        if not isinstance(exc, UpstreamError):
+            exc = UpstreamError(502, failure.getErrorMessage(), backend=str(self.address))
+        self._fail(exc)
+
+    def _backend_ready(self, backend: BackendConnection) -> None:
+        if self.done:
+            backend.close()
+            return
+        self.backend = backend
+        backend.listener = self
+        backend.used += 1
+        headers = rewrite_request_head(
+            self.head, client_ip=self.conn.client_ip, tls=self.conn.tls,
+            trusted=self.conn.ep.trusts(self.conn.client_ip), server_name=self.conn.ep.hostname,
+            backend_hostport=self.address.authority,
+            pass_host_header=self.leaf.pass_host_header,
+            not_append_xff=self.conn.ep.not_append_xff)
+        target = forward_target(self.head)
+        prefix = self.address.path
+        if prefix:
+            target = prefix + target
+        data = [serialize_request(self.head.method, target, headers)]
+        data.extend(self.buffered)
+        self.buffered = []
+        self.buffered_len = 0
+        backend.transport.writeSequence(data)
+        if self.conn.transport is not None:
+            self.conn.transport.resumeProducing()
+        if self.body is not None and not self.body.done:
+            backend.transport.registerProducer(_Reading(self.conn.transport), True)
+        timeout = self.leaf.response_header_timeout
+        if timeout > 0:
+            self.timer = self.conn.ep.reactor.callLater(timeout, self._response_timed_out)
+
+    # -- client side ----------------------------------------------------------------------------
+    def client_data(self, data: bytes) -> None:
+        if self.upgrade:
+            forward, surplus = data, b""
+        elif self.body is not None and not self.body.done:
+            try:
+                forward, _, surplus = self.body.feed(data)
+            except HTTPParseError as exc:
+                self._client_error(exc)
+                return
+            if self.body.done and self.backend is not None:
+                self.backend.transport.unregisterProducer()
+        else:
+            forward, surplus = b"", data
+        if forward:
+            if self.backend is not None:
+                self.backend.transport.write(forward)
+            else:
+                self.buffered.append(forward)
+                self.buffered_len += len(forward)
+                if self.buffered_len > _PENDING_LIMIT:
+                    self.conn.transport.pauseProducing()
+        if surplus:
+            self.conn.hold(surplus)
+
+    def _client_error(self, exc: HTTPParseError) -> None:
+        log.info("bad request body from {peer}: {reason}", peer=self.conn.client_ip,
+                 reason=exc.reason)
+        self._abort_backend()
+        self._release()
+        if self.response is None:
+            self.conn.transport.write(error_response(exc.status, close=True))
+        self.conn.transport.loseConnection()
+
+    def client_eof(self) -> None:
+        # A client that half-closes still gets its answer (HTTP/1.0 style); the backend keeps
+        # working until the response ends.
+        if self.body is not None and not self.body.done:
+            self._abort_backend()
+            self._release()
+            self.conn.transport.loseConnection()
+
+    def client_lost(self) -> None:
+        if not self.done:
+            self._abort_backend()
+            self._release()
+
+    # -- backend side ---------------------------------------------------------------------------
+    def backend_data(self, data: bytes) -> None:
+        if self.response is None or self.response.is_informational:
+            self._read_head(data)
+        else:
+            self._read_body(data)
+
+    def _read_head(self, data: bytes) -> None:
+        while True:
+            try:
+                found = self.response_parser.feed(data)
+            except HTTPParseError as exc:
+                self._fail(UpstreamError(502, f"invalid response: {exc.reason}",
+                                         backend=str(self.address)))
+                return
+            if found is None:
+                return
+            head, data = found
+            self._cancel_timer()
+            self.response = head
+            if head.is_informational:
+                self.conn.transport.write(serialize_response(head.status, head.reason,
+                                                             head.headers))
+                continue
+            if head.status == 101:
+                self._switch(head, data)
+                return
+            self._start_response(head)
+            if data:
+                self._read_body(data)
+            return
+
+    def _switch(self, head: ResponseHead, rest: bytes) -> None:
+        requested = (self.head.upgrade_protocol or "").lower()
+        got = (head.upgrade or "").split(",", 1)[0].strip().lower()
+        if not self.upgrade or got != requested:
+            self._fail(UpstreamError(
+                502, f"101 with Upgrade {head.upgrade!r} for a request that asked for "
+                     f"{self.head.upgrade!r}", backend=str(self.address)))
+            return
+        assert self.backend is not None
+        self.done = True
+        self.conn.transport.write(serialize_response(101, head.reason, head.headers))
+        extensions = (head.get("Sec-WebSocket-Extensions") or "").lower()
+        relay = WebSocketRelay(self.conn.transport, self.backend.transport,
+                               deflate="permessage-deflate" in extensions,
+                               on_done=self._relay_done)
+        self.backend.listener = _RelayBackend(relay)
+        self.conn.become_relay(relay)
+        if rest:
+            relay.from_backend(rest)
+        if self.conn.pending:
+            early, self.conn.pending = self.conn.pending, b""
+            relay.from_client(early)
+        self.conn.transport.resumeProducing()
+
+    def _relay_done(self, relay: WebSocketRelay) -> None:
+        self._release()
+        self.conn.ep.websocket_closed(self, relay)
+
+    def _start_response(self, head: ResponseHead) -> None:
+        client_keep = self.head.keep_alive and not self.upgrade
+        kind = head.body_kind
+        if kind is BodyKind.UNTIL_CLOSE:
+            client_keep = False
+        self.response_keep_alive = client_keep
+        headers = rewrite_response_headers(head.headers)
+        if kind is BodyKind.CHUNKED:
+            headers.append(("Transfer-Encoding", "chunked"))
+        if not client_keep:
+            headers.append(("Connection", "close"))
+        elif self.head.version == "1.0":
+            headers.append(("Connection", "keep-alive"))
+        self.conn.transport.write(serialize_response(head.status, head.reason, headers,
+                                                     version="1.1"))
+        self.response_body = BodyReader(kind, head.content_length or 0, status=502)
+        if self.response_body.done:
+            self._finish()
+            return
+        assert self.backend is not None
+        self.conn.transport.registerProducer(_Reading(self.backend.transport), True)
+
+    def _read_body(self, data: bytes) -> None:
+        assert self.response_body is not None
+        try:
+            forward, _, extra = self.response_body.feed(data)
+        except HTTPParseError as exc:
+            log.info("invalid response body from {backend}: {reason}",
+                     backend=self.address, reason=exc.reason)
+            self._abort_backend()
+            self._release()
+            self.conn.transport.abortConnection()
+            return
+        if forward:
+            self.conn.transport.write(forward)
+        if self.response_body.done:
+            if extra:
+                log.info("backend {backend} sent {n} bytes after its response; not reusing it",
+                         backend=self.address, n=len(extra))
+                self.backend_reusable = False
+            self._finish()
+
+    def backend_lost(self, reason: Failure) -> None:
+        if self.done:
+            return
+        if self.response is None or self.response.is_informational:
+            self._fail(UpstreamError(502, "connection closed before a response: "
+                                          f"{reason.getErrorMessage()}",
+                                     backend=str(self.address)))
+            return
+        assert self.response_body is not None
+        if self.response_body.kind is BodyKind.UNTIL_CLOSE:
+            self.backend = None
+            self._finish()
+            return
+        log.info("backend {backend} closed in the middle of a response body",
+                 backend=self.address)
+        self.backend = None
+        self._release()
+        self.conn.transport.unregisterProducer()
+        self.conn.transport.loseConnection()
+
+    def _response_timed_out(self) -> None:
+        self.timer = None
+        self._fail(UpstreamError(504, "no response head within responseHeaderTimeout",
+                                 backend=str(self.address)))
+
+    # -- ends -----------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        self.done = True
+        self._cancel_timer()
+        transport = self.conn.transport
+        transport.unregisterProducer()
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.transport.unregisterProducer()
+            reusable = (self.response is not None and self.body is not None and self.body.done
+                        and "close" not in self.response.connection
+                        and self.response.version != "1.0"
+                        and self.backend_reusable
+                        and self.response_body is not None
+                        and self.response_body.kind is not BodyKind.UNTIL_CLOSE)
+            backend.listener = None
+            if reusable:
+                self.leaf.pool.give_back(backend)
+            else:
+                backend.close()
+        self._release()
+        self.conn.exchange_done(self.response_keep_alive)
+
+    def _fail(self, exc: UpstreamError) -> None:
+        """Answer the client with the error's status when nothing was sent yet."""
+        if self.done:
+            return
+        self.done = True
+        self._cancel_timer()
+        log.warn("{status} for {method} {target} on {ep}: {backend}: {reason}",
+                 status=exc.status, method=self.head.method, target=self.head.target,
+                 ep=self.conn.ep.name, backend=exc.backend, reason=exc.reason)
+        self._abort_backend()
+        self._release()
+        transport = self.conn.transport
+        transport.unregisterProducer()
+        if self.response is None or self.response.is_informational:
+            keep = (self.head.keep_alive and not self.upgrade and self.body is not None
+                    and self.body.done)
+            transport.write(error_response(exc.status, close=not keep))
+            if keep:
+                self.conn.exchange_done(True)
+                return
+        transport.loseConnection()
+
+    def _abort_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.listener = None
+            backend.transport.unregisterProducer()
+            backend.abort()
+
+    def _release(self) -> None:
+        if self.server is not None:
+            self.leaf.release(self.server)
+            self.server = None
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+
+class _RelayBackend:
+    """The backend connection's listener once it is relaying WebSocket bytes."""
+
+    __slots__ = ("relay",)
+
+    def __init__(self, relay: WebSocketRelay) -> None:
+        self.relay = relay
+
+    def backend_data(self, data: bytes) -> None:
+        self.relay.from_backend(data)
+
+    def backend_read_closed(self) -> None:
+        self.relay.backend_read_closed()
+
+    def backend_lost(self, reason: Failure) -> None:
+        self.relay.side_lost("backend")

@@ -1,0 +1,219 @@
+"""The twisted.application service tree of a running wsgate.
+
+``WsgateService`` is what ``twistd wsgate`` runs and what a library user mounts in their own
+application: it owns the gateway (routing state), one listening port per entryPoint, and the
+providers that feed it configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.logger import Logger
+
+from wsgate.config import dynamic
+from wsgate.config.dynamic import DynamicConfig
+from wsgate.config.errors import ConfigError, Mark
+from wsgate.config.runtime import EntryPointSpec, RuntimeConfig, build_runtime
+from wsgate.config.schema import Decoded, decode
+from wsgate.config.static import EntryPoint, StaticConfig
+from wsgate.config.static_sources import LoadedStatic
+from wsgate.config.tree import from_plain
+from wsgate.internal.registry import ServiceRegistry, default_registry
+from wsgate.providers.file import FileProvider
+from wsgate.proxy.entrypoint import EntryPointFactory, EntryPointRuntime
+from wsgate.proxy.gateway import Gateway
+from wsgate.proxy.listener import ListenerService
+
+log = Logger()
+
+#: With no configuration at all, wsgate serves this so that a first run does something useful.
+EMBEDDED_ADDRESS = "127.0.0.1:8000"
+EMBEDDED_DYNAMIC = {
+    "http": {
+        "routers": {
+            "echo": {"rule": "PathPrefix(`/echo`)", "service": "echo@internal",
+                     "entryPoints": ["web"]},
+        },
+    },
+}
+
+
+def embedded_static() -> StaticConfig:
+    return StaticConfig(entry_points={"web": EntryPoint(address=EMBEDDED_ADDRESS)})
+
+
+def to_dynamic_transport(static: Any) -> dynamic.ServersTransport:
+    """The static serversTransport as the default@internal dynamic transport."""
+    timeouts = static.forwarding_timeouts
+    return dynamic.ServersTransport(
+        insecure_skip_verify=static.insecure_skip_verify,
+        root_cas=tuple(static.root_cas),
+        max_idle_conns_per_host=static.max_idle_conns_per_host,
+        forwarding_timeouts=dynamic.ForwardingTimeouts(
+            dial_timeout=timeouts.dial_timeout,
+            response_header_timeout=timeouts.response_header_timeout,
+            idle_conn_timeout=timeouts.idle_conn_timeout))
+
+
+class WsgateService(MultiService):
+    """A whole wsgate: entryPoints, providers and the gateway between them."""
+
+    def __init__(self, static: StaticConfig, *, reactor: Any = None,
+                 registry: ServiceRegistry | None = None, strict: bool = False,
+                 embedded: bool = False) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+            reactor = default_reactor
+        self.reactor = reactor
+        self.static = static
+        self.strict = strict
+        self.registry = registry or default_registry()
+        self.gateway = Gateway(reactor, self.registry, static.servers_transport)
+        self.provided: dict[str, Decoded[DynamicConfig]] = {}
+        self.entrypoints: dict[str, EntryPointRuntime] = {}
+        self.listeners: dict[str, ListenerService] = {}
+        self.providers: list[FileProvider] = []
+        if embedded:
+            self.provided["internal"] = decode(
+                DynamicConfig, from_plain(EMBEDDED_DYNAMIC, Mark("embedded default")))
+        self._build_entrypoints()
+        self._build_providers()
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_entrypoints(self) -> None:
+        for name, ep in self.static.entry_points.items():
+            if ep.is_udp:
+                log.warn("entryPoint {name}: UDP is not served by wsgate; skipped", name=name)
+                continue
+            listen = ep.listen
+            timeouts = ep.transport.responding_timeouts
+            headers = ep.forwarded_headers
+            runtime = EntryPointRuntime(
+                self.gateway, name, max_header_bytes=ep.http.max_header_bytes,
+                read_timeout=float(timeouts.read_timeout),
+                idle_timeout=float(timeouts.idle_timeout),
+                trusted_ips=headers.trusted_ips, insecure=headers.insecure,
+                not_append_xff=headers.not_append_x_forwarded_for)
+            self.entrypoints[name] = runtime
+            listener = ListenerService(self.reactor, name, listen.host, listen.port,
+                                       EntryPointFactory(runtime), reuse_port=ep.reuse_port)
+            listener.setServiceParent(self)
+            self.listeners[name] = listener
+
+    def _build_providers(self) -> None:
+        file_cfg = self.static.providers.file
+        if file_cfg is not None:
+            self.providers.append(FileProvider(
+                self.reactor, file_cfg.filename, file_cfg.directory, watch=file_cfg.watch,
+                on_change=lambda decoded: self._provider_changed("file", decoded),
+                strict=self.strict))
+
+    # -- configuration --------------------------------------------------------------------------
+    def _entrypoint_specs(self) -> list[EntryPointSpec]:
+        specs = []
+        for name, ep in self.static.entry_points.items():
+            if ep.is_udp:
+                continue
+            tls = None
+            if ep.http.tls is not None:
+                tls = dynamic.RouterTLS(options=ep.http.tls.options or "default",
+                                        cert_resolver=ep.http.tls.cert_resolver)
+            specs.append(EntryPointSpec(name, middlewares=tuple(ep.http.middlewares), tls=tls,
+                                        as_default=ep.as_default))
+        return specs
+
+    def build_runtime(self) -> RuntimeConfig:
+        return build_runtime(
+            dict(self.provided),
+            entry_points=self._entrypoint_specs(),
+            default_rule_syntax=self.static.core.default_rule_syntax,
+            internal_services=("noop@internal", *self.registry.names()),
+            default_servers_transport=to_dynamic_transport(self.static.servers_transport))
+
+    def _provider_changed(self, provider: str, decoded: Decoded[DynamicConfig]) -> None:
+        self.provided[provider] = decoded
+        if self.running or self._configured:
+            self.reconfigure()
+
+    _configured = False
+
+    def reconfigure(self) -> None:
+        """Merge what every provider gave and swap it in."""
+        try:
+            runtime = self.build_runtime()
+        except ConfigError as exc:
+            log.error("configuration rejected; keeping the previous one:\n{errors}",
+                      errors=str(exc))
+            return
+        for router in runtime.routers.values():
+            for diag in router.errors:
+                log.error("router {name} ({status}): {diag}", name=router.name,
+                          status=router.status, diag=str(diag))
+        for service in runtime.services.values():
+            for diag in service.errors:
+                log.error("service {name} ({status}): {diag}", name=service.name,
+                          status=service.status, diag=str(diag))
+        for diag in runtime.diagnostics:
+            log.warn("{diag}", diag=str(diag))
+        self.gateway.apply(runtime)
+        self._configured = True
+        log.info("configuration applied: {routers} routers, {services} services",
+                 routers=len(runtime.routers), services=len(runtime.services))
+
+    def register_service(self, name: str, factory: IProtocolFactory) -> None:
+        """Serve ``name@internal`` with ``factory``; routers can name it right away."""
+        self.registry.register(name, factory)
+        if self._configured:
+            self.reconfigure()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def privilegedStartService(self) -> None:
+        self._load_configuration()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        if not self._configured:
+            self._load_configuration()
+        super().startService()
+        for provider in self.providers:
+            provider.start()
+        log.info("wsgate ready")
+
+    def _load_configuration(self) -> None:
+        for provider in self.providers:
+            provider.load()
+        self.reconfigure()
+
+    def stopService(self) -> Any:
+        for provider in self.providers:
+            provider.stop()
+        d = super().stopService()
+        self.gateway.close_idle()
+        return d
+
+    def port_of(self, entrypoint: str) -> int:
+        """The bound port of an entryPoint (for addresses given with port 0)."""
+        return self.listeners[entrypoint].bound_port
+
+
+def build_service(loaded: LoadedStatic, *, reactor: Any = None,
+                  registry: ServiceRegistry | None = None) -> WsgateService:
+    """The service for a loaded static configuration (the embedded default when none)."""
+    for warning in loaded.warnings:
+        log.warn("{warning}", warning=str(warning))
+    embedded = loaded.kind == "defaults"
+    static = embedded_static() if embedded else loaded.config
+    if embedded:
+        log.info("no configuration found: serving the embedded default on {addr} "
+                 "(PathPrefix(`/echo`) -> echo@internal)", addr=EMBEDDED_ADDRESS)
+    else:
+        log.info("static configuration from {source}", source=loaded.source)
+    return WsgateService(static, reactor=reactor, registry=registry, strict=loaded.strict,
+                         embedded=embedded)
+
+
+__all__ = ["WsgateService", "build_service"]
