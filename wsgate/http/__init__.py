@@ -20,6 +20,7 @@ from wsgate.http.parser import (
     parse_response_head,
 )
 from wsgate.http.serialize import error_response, serialize_request, serialize_response
+from wsgate.http.target import clean_target, normalize_path, sanitize_path
 from wsgate.http.upgrade import check_switching_protocols
 
 __all__ = [
@@ -34,15 +35,18 @@ __all__ = [
     "ResponseHead",
     "ResponseHeadParser",
     "check_switching_protocols",
+    "clean_target",
     "error_response",
     "forward_target",
     "is_managed_x_header",
     "is_trusted",
+    "normalize_path",
     "parse_request_head",
     "parse_response_head",
     "parse_trusted_ips",
     "rewrite_request_head",
     "rewrite_response_headers",
+    "sanitize_path",
     "serialize_request",
     "serialize_response",
 ]

@@ -166,7 +166,8 @@ class FrameTracker:
     # -- feeding -------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> Sequence[Event]:
-        """Account for ``data``, the next bytes of this direction; return the events in it."""
+        """Account for ``data``, the next bytes of this direction (bytes or a memoryview of
+        them; never copied beyond header and control-frame bytes); return its events."""
         return self._feed(data, False)[1]
 
     def feed_to_boundary(self, data: bytes) -> tuple[int, Sequence[Event]]:
@@ -262,7 +263,7 @@ class FrameTracker:
                     self._frame_start = pos - n
                     return n, events or _NO_EVENTS
                 # General path: validation, fragments, control frames.
-                key = data[pos + hlen - 4 : pos + hlen] if b1 & 0x80 else None
+                key = bytes(data[pos + hlen - 4 : pos + hlen]) if b1 & 0x80 else None
                 frames += 1
                 self._start_frame(b0, b1 & 0x80, ln, key, pos, events)
                 pos += hlen

@@ -410,3 +410,41 @@ def test_error_offset_negative_when_the_frame_began_earlier() -> None:
     with pytest.raises(FrameError) as info:
         t.feed(bad[3:])
     assert info.value.code == 1007 and info.value.offset == -3
+
+
+# -- a second, third-party encoder ---------------------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["text", "binary", "ping"]), st.binary(max_size=300)),
+        max_size=8,
+    ),
+    st.booleans(),
+    st.lists(st.integers(min_value=0, max_value=5000), max_size=8),
+)
+def test_websockets_library_frames(
+    items: list[tuple[str, bytes]], mask: bool, cuts: list[int]
+) -> None:
+    frames_mod = pytest.importorskip("websockets.frames")
+    Frame, WsOpcode, Close = frames_mod.Frame, frames_mod.Opcode, frames_mod.Close
+    data = b""
+    expected: list[object] = []
+    for kind, payload in items:
+        if kind == "ping":
+            payload = payload[:125]
+            data += Frame(WsOpcode.PING, payload).serialize(mask=mask)
+            expected.append(Ping(payload))
+        else:
+            op = WsOpcode.TEXT if kind == "text" else WsOpcode.BINARY
+            data += Frame(op, payload).serialize(mask=mask)
+            expected.append(MessageEnd(int(op), len(payload), 1, False))
+    data += Frame(WsOpcode.CLOSE, Close(4001, "done").serialize()).serialize(mask=mask)
+    expected.append(CloseFrame(4001, "done"))
+    t = FrameTracker(masked=mask)
+    events: list[object] = []
+    for part in split(data, cuts):
+        events += t.feed(part)
+    assert events == expected
+    assert t.at_frame_boundary and t.frames == len(items) + 1
