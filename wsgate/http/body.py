@@ -47,9 +47,14 @@ class BodyReader:
     body is complete, and the bytes after it (only non-empty once done).
 
     ``status`` is carried by errors: 400 for a client's body, 502 for a backend's.
+
+    ``decode_chunked``: for a chunked body, ``forward`` is the chunk data alone (chunk lines
+    and trailers dropped), for a recipient that cannot take chunked coding (an HTTP/1.0
+    client, RFC 9112 §6.1). This copies the payload; the default passes it through.
     """
 
     __slots__ = (
+        "_decoded",
         "_line",
         "_remaining",
         "_state",
@@ -69,8 +74,10 @@ class BodyReader:
         status: int = 400,
         max_line: int = DEFAULT_MAX_CHUNK_LINE,
         max_trailer_bytes: int = DEFAULT_MAX_TRAILER_BYTES,
+        decode_chunked: bool = False,
     ) -> None:
         self.kind = kind
+        self._decoded: list[bytes] | None = [] if decode_chunked else None
         self.status = status
         self.max_line = max_line
         self.max_trailer_bytes = max_trailer_bytes
@@ -109,6 +116,13 @@ class BodyReader:
             self.body_bytes += len(data)
             return data, False, b""
         pos = self._feed_chunked(data)
+        decoded = self._decoded
+        if decoded is not None:
+            payload = b"".join(decoded)
+            decoded.clear()
+            if self._state == _DONE:
+                return payload, True, data[pos:]
+            return payload, False, b""
         if self._state == _DONE:
             if pos == len(data):
                 return data, True, b""
@@ -159,9 +173,13 @@ class BodyReader:
                     if take < rem:
                         self._remaining = rem - take
                         self.body_bytes += take
+                        if self._decoded is not None:
+                            self._decoded.append(data[pos:])
                         return n
                     self._remaining = 0
                     self.body_bytes += rem
+                    if self._decoded is not None:
+                        self._decoded.append(data[pos : pos + rem])
                     pos += rem
                     state = _DATA_CR
                 elif state == _DATA_CR:

@@ -151,6 +151,8 @@ def set_nodelay(transport: Any) -> None:
 
 
 class _OneShotFactory(ClientFactory):
+    noisy = False  # one per backend connection: "Starting factory" lines would flood the log
+
     def __init__(self, conn: BackendConnection, timeout_s: float) -> None:
         self.conn = conn
         self.timeout_s = timeout_s
@@ -237,6 +239,10 @@ class BackendPool:
             return
         conn.listener = None
         conn.pool = self
+        # The last exchange may have left it paused (its client was slower than the response):
+        # an idle connection must read, to notice the server closing it, and its next
+        # exchange needs the response.
+        conn.transport.resumeProducing()
         if self.idle_timeout > 0:
             conn.idle_timer = self.clock.callLater(self.idle_timeout, conn.close)
         queue.append(conn)

@@ -29,13 +29,18 @@ from wsgate.proxy.relay import WebSocketRelay
 from wsgate.rules import RouteRequest
 
 if TYPE_CHECKING:
+    from wsgate.proxy.balancer import Backend
     from wsgate.proxy.entrypoint import EntryPointRuntime
-    from wsgate.proxy.routing import ProxyService, RouteDecision
+    from wsgate.proxy.routing import LeafService, ProxyService, RouteDecision
 
 log = Logger()
 
 #: Body bytes held while the backend connection is being opened; beyond it reading pauses.
 _PENDING_LIMIT = 256 * 1024
+
+#: Methods whose requests may be sent again when a reused connection fails (as Go's
+#: Request.isReplayable: the safe methods; others only with an Idempotency-Key).
+_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 
 
 @implementer(IPushProducer)
@@ -72,6 +77,13 @@ class FrontendConnection(Protocol):
         self.timer: Any = None
         self.client_ip = ""
         self.closed = False
+        #: loseConnection was called: no further request is read or dispatched.
+        self.closing = False
+        #: The client sent FIN: answer what was received, then close.
+        self.read_closed = False
+        #: Inside ``_process``: an exchange ending synchronously leaves the next request to it
+        #: (a loop, not a recursion: thousands of pipelined requests can arrive in one read).
+        self._processing = False
         self.requests = 0
 
     # -- connection -----------------------------------------------------------------------------
@@ -96,9 +108,13 @@ class FrontendConnection(Protocol):
     def _timed_out(self, what: str) -> None:
         self.timer = None
         log.debug("closing {peer}: timeout while {what}", peer=self.client_ip, what=what)
+        if isinstance(self.exchange, Exchange):
+            self.exchange.client_error(HTTPParseError(
+                408, "request body not received within the entryPoint's readTimeout"))
+            return
         if self.parser.buffered and self.exchange is None:
             self.transport.write(error_response(408, close=True))
-        self.transport.loseConnection()
+        self.close()
 
     def dataReceived(self, data: bytes) -> None:
         if self.relay is not None:
@@ -107,10 +123,13 @@ class FrontendConnection(Protocol):
             self.inner.dataReceived(data)
         elif self.exchange is not None:
             self.exchange.client_data(data)
+        elif self.closing:
+            return
         else:
-            self._parse(data)
+            self._process(data)
 
     def readConnectionLost(self) -> None:
+        self.read_closed = True
         if self.relay is not None:
             self.relay.client_read_closed()
         elif self.inner is not None:
@@ -118,11 +137,19 @@ class FrontendConnection(Protocol):
             if half is not None:
                 half.readConnectionLost()
             else:
-                self.transport.loseConnection()
+                self.close()
         elif self.exchange is not None:
             self.exchange.client_eof()
-        else:
-            self.transport.loseConnection()
+        elif not self._processing:
+            self.close()
+
+    def close(self) -> None:
+        """Close after what is buffered has been written; read nothing more."""
+        self.closing = True
+        self._cancel_timer()
+        # A registered producer (a backend streaming a response) would hold the close back.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
         if self.inner is not None:
@@ -142,26 +169,46 @@ class FrontendConnection(Protocol):
         self.ep.connection_closed(self)
 
     # -- requests -------------------------------------------------------------------------------
-    def _parse(self, data: bytes) -> None:
+    def _process(self, data: bytes) -> None:
+        """Parse and dispatch requests from ``data`` until one is in progress.
+
+        Exchanges that end at once (a 404, a 503) leave their surplus in ``self.pending`` and
+        the loop goes on with it, so any number of pipelined requests costs no stack.
+        """
+        self._processing = True
         try:
-            found = self.parser.feed(data)
-        except HTTPParseError as exc:
-            self._reject(exc)
-            return
-        if found is None:
-            if self.timer is None:
-                self._arm_timer(self.ep.read_timeout, "reading the request head")
-            return
-        head, rest = found
-        self._cancel_timer()
-        self.requests += 1
-        self._dispatch(head, rest)
+            while True:
+                try:
+                    found = self.parser.feed(data)
+                except HTTPParseError as exc:
+                    self._reject(exc)
+                    return
+                if found is None:
+                    if self.read_closed:
+                        self.close()
+                    elif self.timer is None:
+                        self._arm_timer(self.ep.read_timeout, "reading the request head")
+                    return
+                head, rest = found
+                self._cancel_timer()
+                self.requests += 1
+                self._dispatch(head, rest)
+                if (self.exchange is not None or self.relay is not None
+                        or self.inner is not None or self.closing):
+                    return
+                data, self.pending = self.pending, b""
+                if not data:
+                    if self.read_closed:
+                        self.close()
+                    return
+        finally:
+            self._processing = False
 
     def _reject(self, exc: HTTPParseError) -> None:
         log.info("rejecting request from {peer} on {ep}: {status} {reason}",
                  peer=self.client_ip, ep=self.ep.name, status=exc.status, reason=exc.reason)
         self.transport.write(error_response(exc.status, close=True))
-        self.transport.loseConnection()
+        self.close()
 
     def _dispatch(self, head: RequestHead, rest: bytes) -> None:
         request = RouteRequest.build(head.method, head.host, head.origin_form, head.headers,
@@ -174,8 +221,22 @@ class FrontendConnection(Protocol):
         if internal is not None:
             self._hand_over(internal, head, rest)
             return
-        assert decision.service is not None
-        exchange = Exchange(self, head, decision, decision.service)
+        service = decision.service
+        if service is None:
+            log.warn("503 for {method} {target} on {ep}: router {router} has no usable "
+                     "service {service}{problem}", method=head.method, target=head.target,
+                     ep=self.ep.name, router=decision.router, service=decision.service_name,
+                     problem=f" ({decision.problem})" if decision.problem else "")
+            self._local_answer(head, rest, 503)
+            return
+        picked = service.pick_leaf(self.client_ip)
+        if picked is None:
+            log.warn("503 for {method} {target} on {ep}: service {service} has no available "
+                     "server", method=head.method, target=head.target, ep=self.ep.name,
+                     service=decision.service_name)
+            self._local_answer(head, rest, 503)
+            return
+        exchange = Exchange(self, head, decision, service, picked)
         self.exchange = exchange
         exchange.start(rest)
 
@@ -200,14 +261,19 @@ class FrontendConnection(Protocol):
     def exchange_done(self, keep_alive: bool) -> None:
         """The current exchange is over; go on with the next request or close."""
         self.exchange = None
-        if not keep_alive or self.closed:
-            self.transport.loseConnection()
+        if not keep_alive or self.closed or self.closing:
+            self.close()
+            return
+        if self.read_closed and not self.pending:
+            self.close()
             return
         self.transport.resumeProducing()
-        pending, self.pending = self.pending, b""
         self._arm_timer(self.ep.idle_timeout, "waiting for the next request")
+        if self._processing:
+            return  # _process goes on with self.pending
+        pending, self.pending = self.pending, b""
         if pending:
-            self._parse(pending)
+            self._process(pending)
 
     def hold(self, data: bytes) -> None:
         """Bytes of the next pipelined request: keep them and stop reading until it is time."""
@@ -231,8 +297,19 @@ class LocalAnswer:
         self.body = BodyReader(head.body_kind, head.content_length or 0)
 
     def start(self, rest: bytes) -> None:
+        if self.head.expects_continue and not self.body.done and not rest:
+            # The client waits for 100 Continue before sending its body, which is not wanted:
+            # answer and close rather than wait for a body that may never come (RFC 9110
+            # §10.1.1 lets the client send it anyway, so the connection cannot be reused).
+            self.keep_alive = False
+            self.conn.transport.write(error_response(self.status, close=True))
+            self.conn.exchange_done(False)
+            return
         self.conn.transport.write(error_response(self.status, close=not self.keep_alive))
         self.client_data(rest)
+        if not self.body.done:
+            # readTimeout covers the whole request, body included (as Go's ReadTimeout).
+            self.conn._arm_timer(self.conn.ep.read_timeout, "reading the request body")
 
     def client_data(self, data: bytes) -> None:
         if not self.body.done:
@@ -249,7 +326,7 @@ class LocalAnswer:
             conn.exchange_done(self.keep_alive)
 
     def client_eof(self) -> None:
-        self.conn.transport.loseConnection()
+        self.conn.close()
 
     def client_lost(self) -> None:
         """Nothing to release."""
@@ -259,11 +336,12 @@ class Exchange:
     """One request forwarded to one backend server, and its response (or 101) back."""
 
     def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
-                 service: ProxyService) -> None:
+                 service: ProxyService, picked: tuple[LeafService, Backend]) -> None:
         self.conn = conn
         self.head = head
         self.decision = decision
         self.service = service
+        self.picked = picked
         self.upgrade = head.is_upgrade
         self.body = None if self.upgrade else BodyReader(head.body_kind,
                                                               head.content_length or 0)
@@ -280,14 +358,14 @@ class Exchange:
         self.timer: Any = None
         self.done = False
         self.backend_reusable = True
+        #: The backend connection came from the pool (it may have been closed meanwhile).
+        self.reused = False
+        #: The backend sent at least one byte for this request.
+        self.answered = False
 
     # -- start ----------------------------------------------------------------------------------
     def start(self, rest: bytes) -> None:
-        picked = self.service.pick_leaf(self.conn.client_ip)
-        if picked is None:
-            self._fail(UpstreamError(503, "no available server", backend=self.service.name))
-            return
-        self.leaf, server = picked
+        self.leaf, server = self.picked
         self.server = server
         self.address = self.leaf.address_of(server)
         self.leaf.acquire(server)
@@ -299,6 +377,9 @@ class Exchange:
             d.addCallbacks(self._backend_ready, self._connect_failed)
         if rest:
             self.client_data(rest)
+        if self.body is not None and not self.body.done and not self.done:
+            # readTimeout covers the whole request, body included (as Go's ReadTimeout).
+            self.conn._arm_timer(self.conn.ep.read_timeout, "reading the request body")
 
     def _connect_failed(self, failure: Failure) -> None:
         exc = failure.value
@@ -313,6 +394,7 @@ class Exchange:
         self.backend = backend
         backend.listener = self
         backend.used += 1
+        self.reused = backend.used > 1
         headers = rewrite_request_head(
             self.head, client_ip=self.conn.client_ip, tls=self.conn.tls,
             trusted=self.conn.ep.trusts(self.conn.client_ip), server_name=self.conn.ep.hostname,
@@ -344,10 +426,12 @@ class Exchange:
             try:
                 forward, _, surplus = self.body.feed(data)
             except HTTPParseError as exc:
-                self._client_error(exc)
+                self.client_error(exc)
                 return
-            if self.body.done and self.backend is not None:
-                self.backend.transport.unregisterProducer()
+            if self.body.done:
+                self.conn._cancel_timer()
+                if self.backend is not None:
+                    self.backend.transport.unregisterProducer()
         else:
             forward, surplus = b"", data
         if forward:
@@ -361,14 +445,17 @@ class Exchange:
         if surplus:
             self.conn.hold(surplus)
 
-    def _client_error(self, exc: HTTPParseError) -> None:
+    def client_error(self, exc: HTTPParseError) -> None:
+        """The request body is broken or late: no answer can be trusted; end it all."""
         log.info("bad request body from {peer}: {reason}", peer=self.conn.client_ip,
                  reason=exc.reason)
+        self.done = True
+        self._cancel_timer()
         self._abort_backend()
         self._release()
         if self.response is None:
             self.conn.transport.write(error_response(exc.status, close=True))
-        self.conn.transport.loseConnection()
+        self.conn.close()
 
     def client_eof(self) -> None:
         # A client that half-closes still gets its answer (HTTP/1.0 style); the backend keeps
@@ -376,7 +463,7 @@ class Exchange:
         if self.body is not None and not self.body.done:
             self._abort_backend()
             self._release()
-            self.conn.transport.loseConnection()
+            self.conn.close()
 
     def client_lost(self) -> None:
         if not self.done:
@@ -385,6 +472,7 @@ class Exchange:
 
     # -- backend side ---------------------------------------------------------------------------
     def backend_data(self, data: bytes) -> None:
+        self.answered = True
         if self.response is None or self.response.is_informational:
             self._read_head(data)
         else:
@@ -404,8 +492,10 @@ class Exchange:
             self._cancel_timer()
             self.response = head
             if head.is_informational:
-                self.conn.transport.write(serialize_response(head.status, head.reason,
-                                                             head.headers))
+                # Never to an HTTP/1.0 client, which does not expect them (RFC 9110 §15.2).
+                if self.head.version != "1.0":
+                    self.conn.transport.write(serialize_response(head.status, head.reason,
+                                                                 head.headers))
                 continue
             if head.status == 101:
                 self._switch(head, data)
@@ -419,6 +509,7 @@ class Exchange:
         requested = (self.head.upgrade_protocol or "").lower()
         got = (head.upgrade or "").split(",", 1)[0].strip().lower()
         if not self.upgrade or got != requested:
+            self.response = None  # nothing of it was relayed: the client gets the 502
             self._fail(UpstreamError(
                 502, f"101 with Upgrade {head.upgrade!r} for a request that asked for "
                      f"{self.head.upgrade!r}", backend=str(self.address)))
@@ -446,11 +537,14 @@ class Exchange:
     def _start_response(self, head: ResponseHead) -> None:
         client_keep = self.head.keep_alive and not self.upgrade
         kind = head.body_kind
-        if kind is BodyKind.UNTIL_CLOSE:
+        # An HTTP/1.0 client cannot read chunked coding (RFC 9112 §6.1): it gets the decoded
+        # body, delimited by closing the connection.
+        dechunk = kind is BodyKind.CHUNKED and self.head.version == "1.0"
+        if kind is BodyKind.UNTIL_CLOSE or dechunk:
             client_keep = False
         self.response_keep_alive = client_keep
         headers = rewrite_response_headers(head.headers)
-        if kind is BodyKind.CHUNKED:
+        if kind is BodyKind.CHUNKED and not dechunk:
             headers.append(("Transfer-Encoding", "chunked"))
         if not client_keep:
             headers.append(("Connection", "close"))
@@ -458,7 +552,8 @@ class Exchange:
             headers.append(("Connection", "keep-alive"))
         self.conn.transport.write(serialize_response(head.status, head.reason, headers,
                                                      version="1.1"))
-        self.response_body = BodyReader(kind, head.content_length or 0, status=502)
+        self.response_body = BodyReader(kind, head.content_length or 0, status=502,
+                                        decode_chunked=dechunk)
         if self.response_body.done:
             self._finish()
             return
@@ -488,6 +583,20 @@ class Exchange:
     def backend_lost(self, reason: Failure) -> None:
         if self.done:
             return
+        if self._may_retry():
+            # A pooled connection the server closed while it sat idle (servers may close idle
+            # connections at any time, and the FIN can cross our request): nothing was
+            # answered and the request can be sent again, so open a fresh connection.
+            log.debug("reused connection to {backend} closed before any answer; retrying "
+                      "{method} {target} on a new one", backend=self.address,
+                      method=self.head.method, target=self.head.target)
+            self.backend = None
+            self.reused = False
+            self._cancel_timer()
+            self.response_parser = ResponseHeadParser(self.head.method)
+            d = self.leaf.connect(self.address)
+            d.addCallbacks(self._backend_ready, self._connect_failed)
+            return
         if self.response is None or self.response.is_informational:
             self._fail(UpstreamError(502, "connection closed before a response: "
                                           f"{reason.getErrorMessage()}",
@@ -503,7 +612,17 @@ class Exchange:
         self.backend = None
         self._release()
         self.conn.transport.unregisterProducer()
-        self.conn.transport.loseConnection()
+        self.conn.close()
+
+    def _may_retry(self) -> bool:
+        """Whether the request can be replayed on a new connection: the one that failed came
+        from the pool and answered nothing, and the request has no body and is idempotent
+        (Go's Transport rule)."""
+        head = self.head
+        return (self.reused and not self.answered and self.body is not None
+                and self.body.kind is BodyKind.NONE
+                and (head.method in _IDEMPOTENT or head.get("Idempotency-Key") is not None
+                     or head.get("X-Idempotency-Key") is not None))
 
     def _response_timed_out(self) -> None:
         self.timer = None
@@ -531,7 +650,10 @@ class Exchange:
             else:
                 backend.close()
         self._release()
-        self.conn.exchange_done(self.response_keep_alive)
+        # A response that ends before the request body did (an early 413, 401...): the rest of
+        # the body is still on its way, so the connection cannot carry another request.
+        request_done = self.body is not None and self.body.done
+        self.conn.exchange_done(self.response_keep_alive and request_done)
 
     def _fail(self, exc: UpstreamError) -> None:
         """Answer the client with the error's status when nothing was sent yet."""
@@ -553,7 +675,7 @@ class Exchange:
             if keep:
                 self.conn.exchange_done(True)
                 return
-        transport.loseConnection()
+        self.conn.close()
 
     def _abort_backend(self) -> None:
         backend, self.backend = self.backend, None

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from wsgate.websocket import CloseCode, FrameError, FrameTracker, build_close_frame
@@ -200,7 +201,10 @@ class WebSocketRelay:
 def _half_close(transport: Any) -> None:
     """Send FIN after what is buffered, keeping the reading side open."""
     transport.unregisterProducer()
-    lose_write = getattr(transport, "loseWriteConnection", None)
+    # TLS cannot half-close: looked up on a TLS transport, loseWriteConnection would reach the
+    # TCP transport underneath and cut the TLS stream (wsgate.tls); close it whole instead.
+    lose_write = None if isinstance(transport, TLSMemoryBIOProtocol) else \
+        getattr(transport, "loseWriteConnection", None)
     if lose_write is not None:
         lose_write()
     else:
