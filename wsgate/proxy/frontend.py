@@ -9,6 +9,7 @@ answered in order. An upgrade that the backend accepts with 101 turns the connec
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
@@ -23,9 +24,24 @@ from wsgate.http.forwarding import forward_target, rewrite_request_head, rewrite
 from wsgate.http.head import BodyKind, RequestHead, ResponseHead
 from wsgate.http.parser import RequestHeadParser, ResponseHeadParser
 from wsgate.http.serialize import error_response, serialize_request, serialize_response
+from wsgate.middlewares import Answer, Defer, RequestContext
+from wsgate.middlewares.base import text_answer
+from wsgate.ops.observer import (
+    REASON_BACKEND_REFUSED,
+    REASON_BACKEND_TIMEOUT,
+    REASON_BACKEND_UNREACHABLE,
+    REASON_BAD_UPGRADE,
+    REASON_CLIENT_GONE,
+    REASON_MIDDLEWARE,
+    REASON_NO_ROUTER,
+    REASON_NO_SERVER,
+    RequestRecord,
+    SessionRecord,
+)
 from wsgate.proxy.backend import BackendConnection, set_nodelay
 from wsgate.proxy.errors import UpstreamError
 from wsgate.proxy.relay import WebSocketRelay
+from wsgate.proxy.sticky import parse_cookies
 from wsgate.rules import RouteRequest
 
 if TYPE_CHECKING:
@@ -71,11 +87,14 @@ class FrontendConnection(Protocol):
         self.tls = tls
         self.parser = RequestHeadParser(ep.max_header_bytes, ep.max_headers)
         self.pending = b""
-        self.exchange: Exchange | LocalAnswer | None = None
+        self.exchange: Exchange | LocalAnswer | _Waiting | None = None
         self.relay: WebSocketRelay | None = None
         self.inner: Protocol | None = None
         self.timer: Any = None
         self.client_ip = ""
+        self.client_port = 0
+        #: Middleware context of a request handed to an in-process service (closed with it).
+        self.inner_ctx: tuple[Any, RequestContext] | None = None
         self.closed = False
         #: loseConnection was called: no further request is read or dispatched.
         self.closing = False
@@ -91,6 +110,7 @@ class FrontendConnection(Protocol):
         set_nodelay(self.transport)
         peer = self.transport.getPeer()
         self.client_ip = getattr(peer, "host", "")
+        self.client_port = getattr(peer, "port", 0)
         self.ep.connection_opened(self)
         self._arm_timer(self.ep.read_timeout, "reading the request head")
 
@@ -164,6 +184,9 @@ class FrontendConnection(Protocol):
             self.relay.side_lost("client")
         elif self.inner is not None:
             self.inner.connectionLost(reason)
+            if self.inner_ctx is not None:
+                chain, ctx = self.inner_ctx
+                chain.on_close(ctx)
         elif self.exchange is not None:
             self.exchange.client_lost()
         self.ep.connection_closed(self)
@@ -211,15 +234,98 @@ class FrontendConnection(Protocol):
         self.close()
 
     def _dispatch(self, head: RequestHead, rest: bytes) -> None:
+        ep = self.ep
+        record = RequestRecord.for_head(ep.name, head, client_ip=self.client_ip,
+                                        client_port=self.client_port, tls=self.tls,
+                                        start=time.time())
         request = RouteRequest.build(head.method, head.host, head.origin_form, head.headers,
                                      self.client_ip, tls=self.tls)
-        decision = self.ep.route(request)
+        decision = ep.route(request)
         if decision is None:
-            self._local_answer(head, rest, 404)
+            self._local_answer(head, rest, 404, record, REASON_NO_ROUTER)
             return
+        record.router = decision.router
+        record.service = decision.service_name
+        chain = decision.chain
+        if chain is None:
+            self._proceed(head, head, rest, decision, None, record)
+            return
+        # The entryPoint's forwarded-header rules apply before the middlewares, which must see
+        # (and may add to) the X-Forwarded-* headers the backend will get.
+        forward = head._replace(headers=tuple(rewrite_request_head(
+            head, client_ip=self.client_ip, tls=self.tls,
+            trusted=ep.trusts(self.client_ip), server_name=ep.hostname,
+            backend_hostport=None, pass_host_header=True, not_append_xff=True)))
+        ctx = RequestContext.from_head(forward, client_ip=self.client_ip, tls=self.tls,
+                                       entry_point=ep.name, router=decision.router,
+                                       start=time.monotonic())
+        verdict = chain.on_request(ctx)
+        if isinstance(verdict, Defer):
+            self._wait_for(head, forward, rest, decision, ctx, verdict, record)
+            return
+        self._after_chain(head, forward, rest, decision, ctx, verdict, record)
+
+    def _wait_for(self, head: RequestHead, forward: RequestHead, rest: bytes,
+                  decision: RouteDecision, ctx: RequestContext, verdict: Defer,
+                  record: RequestRecord) -> None:
+        """A middleware needs I/O (forwardAuth, a bcrypt check, a rate-limit wait): hold the
+        connection's input until its answer is in."""
+        from wsgate.middlewares.forward_auth_client import resolve
+
+        waiting = _Waiting(self)
+        self.exchange = waiting
+        self.pending = rest + self.pending
+        self.transport.pauseProducing()
+        d = resolve(verdict, reactor=self.ep.reactor, auth_client=self.ep.gateway.auth_client)
+
+        def failed(failure: Failure) -> Answer:
+            log.failure("middleware of router {router} failed", failure,
+                        router=decision.router)
+            return text_answer(500)
+
+        def decided(final: Any) -> None:
+            chain = decision.chain
+            assert chain is not None
+            if self.exchange is not waiting or self.closed or self.closing:
+                chain.on_close(ctx)
+                return
+            self.exchange = None
+            pending, self.pending = self.pending, b""
+            self.transport.resumeProducing()
+            self._after_chain(head, forward, pending, decision, ctx, final, record)
+            if self.exchange is None and self.relay is None and self.inner is None \
+                    and not self.closing and not self._processing:
+                more, self.pending = self.pending, b""
+                if more:
+                    self._process(more)
+
+        d.addErrback(failed)
+        d.addCallback(decided)
+
+    def _after_chain(self, head: RequestHead, forward: RequestHead, rest: bytes,
+                     decision: RouteDecision, ctx: RequestContext, verdict: Any,
+                     record: RequestRecord) -> None:
+        chain = decision.chain
+        assert chain is not None
+        if isinstance(verdict, Answer):
+            keep = head.keep_alive and not head.is_upgrade
+            payload = verdict.serialize(head_request=head.method == "HEAD", close=not keep)
+            self._local_answer(head, rest, verdict.status, record, REASON_MIDDLEWARE,
+                               payload=payload)
+            chain.on_close(ctx)
+            return
+        if ctx.modified:
+            forward = ctx.to_head()
+        self._proceed(head, forward, rest, decision, ctx, record)
+
+    def _proceed(self, head: RequestHead, forward: RequestHead, rest: bytes,
+                 decision: RouteDecision, ctx: RequestContext | None,
+                 record: RequestRecord) -> None:
         internal = decision.internal_factory
         if internal is not None:
-            self._hand_over(internal, head, rest)
+            if ctx is not None and decision.chain is not None:
+                self.inner_ctx = (decision.chain, ctx)
+            self._hand_over(internal, forward, rest)
             return
         service = decision.service
         if service is None:
@@ -227,23 +333,39 @@ class FrontendConnection(Protocol):
                      "service {service}{problem}", method=head.method, target=head.target,
                      ep=self.ep.name, router=decision.router, service=decision.service_name,
                      problem=f" ({decision.problem})" if decision.problem else "")
-            self._local_answer(head, rest, 503)
+            self._local_answer(head, rest, 503, record, REASON_NO_SERVER, decision, ctx)
             return
-        picked = service.pick_leaf(self.client_ip)
+        cookies = parse_cookies(head.get_all("Cookie")) if service.sticky else None
+        picked = service.pick_leaf(self.client_ip, cookies)
         if picked is None:
             log.warn("503 for {method} {target} on {ep}: service {service} has no available "
                      "server", method=head.method, target=head.target, ep=self.ep.name,
                      service=decision.service_name)
-            self._local_answer(head, rest, 503)
+            self._local_answer(head, rest, 503, record, REASON_NO_SERVER, decision, ctx)
             return
-        exchange = Exchange(self, head, decision, service, picked)
+        exchange = Exchange(self, head, decision, service, picked, forward=forward, ctx=ctx,
+                            record=record)
         self.exchange = exchange
         exchange.start(rest)
 
-    def _local_answer(self, head: RequestHead, rest: bytes, status: int) -> None:
+    def _local_answer(self, head: RequestHead, rest: bytes, status: int,
+                      record: RequestRecord | None = None, reason: str = "",
+                      decision: RouteDecision | None = None, ctx: RequestContext | None = None,
+                      payload: bytes | None = None) -> None:
         """Answer from the proxy itself, skipping the request body."""
         keep = head.keep_alive and not head.is_upgrade
-        answer = LocalAnswer(self, head, status, keep)
+        headers: list[tuple[str, str]] = []
+        if decision is not None and decision.chain is not None and ctx is not None:
+            headers = decision.chain.on_response(ctx, status, headers)
+            decision.chain.on_close(ctx)
+        if record is not None:
+            record.status = status
+            record.duration = max(0.0, time.time() - record.start)
+            observer = self.ep.observer
+            observer.request_done(record)
+            if head.is_upgrade and reason:
+                observer.handshake_failed(self.ep.name, record.router, record.service, reason)
+        answer = LocalAnswer(self, head, status, keep, payload=payload, headers=headers)
         self.exchange = answer
         answer.start(rest)
 
@@ -285,16 +407,40 @@ class FrontendConnection(Protocol):
         self.relay = relay
 
 
+class _Waiting:
+    """Stands in for the exchange while a middleware's deferred work runs."""
+
+    def __init__(self, conn: FrontendConnection) -> None:
+        self.conn = conn
+
+    def client_data(self, data: bytes) -> None:
+        self.conn.hold(data)
+
+    def client_eof(self) -> None:
+        """The answer still goes out once the middleware decided."""
+
+    def client_lost(self) -> None:
+        """The decision finds the connection closed and releases the middlewares."""
+
+
 class LocalAnswer:
     """An answer made by the proxy (404, 503...), after the request body has gone by."""
 
     def __init__(self, conn: FrontendConnection, head: RequestHead, status: int,
-                 keep_alive: bool) -> None:
+                 keep_alive: bool, *, payload: bytes | None = None,
+                 headers: list[tuple[str, str]] | None = None) -> None:
         self.conn = conn
         self.head = head
         self.status = status
         self.keep_alive = keep_alive
+        self.payload = payload
+        self.headers = headers or []
         self.body = BodyReader(head.body_kind, head.content_length or 0)
+
+    def _response(self, close: bool) -> bytes:
+        if self.payload is not None:
+            return self.payload
+        return error_response(self.status, close=close, headers=self.headers)
 
     def start(self, rest: bytes) -> None:
         if self.head.expects_continue and not self.body.done and not rest:
@@ -302,10 +448,10 @@ class LocalAnswer:
             # answer and close rather than wait for a body that may never come (RFC 9110
             # §10.1.1 lets the client send it anyway, so the connection cannot be reused).
             self.keep_alive = False
-            self.conn.transport.write(error_response(self.status, close=True))
+            self.conn.transport.write(self._response(close=True))
             self.conn.exchange_done(False)
             return
-        self.conn.transport.write(error_response(self.status, close=not self.keep_alive))
+        self.conn.transport.write(self._response(close=not self.keep_alive))
         self.client_data(rest)
         if not self.body.done:
             # readTimeout covers the whole request, body included (as Go's ReadTimeout).
@@ -336,9 +482,21 @@ class Exchange:
     """One request forwarded to one backend server, and its response (or 101) back."""
 
     def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
-                 service: ProxyService, picked: tuple[LeafService, Backend]) -> None:
+                 service: ProxyService, picked: tuple[LeafService, Backend, tuple[str, ...]],
+                 *, forward: RequestHead | None = None, ctx: RequestContext | None = None,
+                 record: RequestRecord | None = None) -> None:
         self.conn = conn
         self.head = head
+        #: The head as it goes to the backend (rewritten by middlewares); ``head`` keeps the
+        #: client's own, which decides framing and keep-alive.
+        self.forward = forward if forward is not None else head
+        self.ctx = ctx
+        self.chain = decision.chain if ctx is not None else None
+        self.record = record
+        self.set_cookies = picked[2]
+        self.ended = False
+        self.session: SessionRecord | None = None
+        self.started_at = time.monotonic()
         self.decision = decision
         self.service = service
         self.picked = picked
@@ -365,9 +523,11 @@ class Exchange:
 
     # -- start ----------------------------------------------------------------------------------
     def start(self, rest: bytes) -> None:
-        self.leaf, server = self.picked
+        self.leaf, server, _ = self.picked
         self.server = server
         self.address = self.leaf.address_of(server)
+        if self.record is not None:
+            self.record.server_url = server.url
         self.leaf.acquire(server)
         pooled = None if self.upgrade else self.leaf.pool.take(self.address)
         if pooled is not None:
@@ -395,17 +555,23 @@ class Exchange:
         backend.listener = self
         backend.used += 1
         self.reused = backend.used > 1
+        forward = self.forward
+        ctx = self.ctx
         headers = rewrite_request_head(
-            self.head, client_ip=self.conn.client_ip, tls=self.conn.tls,
-            trusted=self.conn.ep.trusts(self.conn.client_ip), server_name=self.conn.ep.hostname,
+            forward, client_ip=self.conn.client_ip, tls=self.conn.tls,
+            # with middlewares, the untrusted X-Forwarded-* were already removed before them
+            trusted=ctx is not None or self.conn.ep.trusts(self.conn.client_ip),
+            server_name=self.conn.ep.hostname,
             backend_hostport=self.address.authority,
             pass_host_header=self.leaf.pass_host_header,
             not_append_xff=self.conn.ep.not_append_xff)
-        target = forward_target(self.head)
+        if ctx is not None and ctx.suppress_xff:
+            headers = [(n, v) for n, v in headers if n.lower() != "x-forwarded-for"]
+        target = forward_target(forward)
         prefix = self.address.path
         if prefix:
             target = prefix + target
-        data = [serialize_request(self.head.method, target, headers)]
+        data = [serialize_request(forward.method, target, headers)]
         data.extend(self.buffered)
         self.buffered = []
         self.buffered_len = 0
@@ -455,6 +621,7 @@ class Exchange:
         self._release()
         if self.response is None:
             self.conn.transport.write(error_response(exc.status, close=True))
+        self._end(exc.status if self.response is None else 0)
         self.conn.close()
 
     def client_eof(self) -> None:
@@ -469,6 +636,7 @@ class Exchange:
         if not self.done:
             self._abort_backend()
             self._release()
+            self._end()
 
     # -- backend side ---------------------------------------------------------------------------
     def backend_data(self, data: bytes) -> None:
@@ -516,7 +684,19 @@ class Exchange:
             return
         assert self.backend is not None
         self.done = True
-        self.conn.transport.write(serialize_response(101, head.reason, head.headers))
+        headers = list(head.headers)
+        if self.chain is not None and self.ctx is not None:
+            headers = self.chain.on_response(self.ctx, 101, headers)
+        for cookie in self.set_cookies:
+            headers.append(("Set-Cookie", cookie))
+        self.conn.transport.write(serialize_response(101, head.reason, headers))
+        record = self.record
+        if record is not None:
+            record.status = 101
+            record.origin_status = 101
+            record.duration = time.monotonic() - self.started_at
+            self.session = SessionRecord(record, opened_at=time.time())
+            self.conn.ep.observer.websocket_opened(self.session)
         extensions = (head.get("Sec-WebSocket-Extensions") or "").lower()
         relay = WebSocketRelay(self.conn.transport, self.backend.transport,
                                deflate="permessage-deflate" in extensions,
@@ -533,6 +713,19 @@ class Exchange:
     def _relay_done(self, relay: WebSocketRelay) -> None:
         self._release()
         self.conn.ep.websocket_closed(self, relay)
+        session = self.session
+        if session is not None:
+            stats = relay.stats
+            session.duration = time.time() - session.opened_at
+            session.client_bytes = stats.client_bytes
+            session.backend_bytes = stats.backend_bytes
+            session.client_messages = stats.client_messages
+            session.backend_messages = stats.backend_messages
+            session.close_code = stats.close_code
+            session.closed_by = stats.closed_by
+            self.conn.ep.observer.websocket_closed(session)
+        if self.chain is not None and self.ctx is not None:
+            self.chain.on_close(self.ctx)
 
     def _start_response(self, head: ResponseHead) -> None:
         client_keep = self.head.keep_alive and not self.upgrade
@@ -544,6 +737,12 @@ class Exchange:
             client_keep = False
         self.response_keep_alive = client_keep
         headers = rewrite_response_headers(head.headers)
+        if self.chain is not None and self.ctx is not None:
+            headers = self.chain.on_response(self.ctx, head.status, headers)
+        for cookie in self.set_cookies:
+            headers.append(("Set-Cookie", cookie))
+        if self.record is not None:
+            self.record.status = self.record.origin_status = head.status
         if kind is BodyKind.CHUNKED and not dechunk:
             headers.append(("Transfer-Encoding", "chunked"))
         if not client_keep:
@@ -650,6 +849,7 @@ class Exchange:
             else:
                 backend.close()
         self._release()
+        self._end()
         # A response that ends before the request body did (an early 413, 401...): the rest of
         # the body is still on its way, so the connection cannot carry another request.
         request_done = self.body is not None and self.body.done
@@ -671,11 +871,44 @@ class Exchange:
         if self.response is None or self.response.is_informational:
             keep = (self.head.keep_alive and not self.upgrade and self.body is not None
                     and self.body.done)
-            transport.write(error_response(exc.status, close=not keep))
+            headers: list[tuple[str, str]] = []
+            if self.chain is not None and self.ctx is not None:
+                headers = self.chain.on_response(self.ctx, exc.status, headers)
+            transport.write(error_response(exc.status, close=not keep, headers=headers))
+            self._end(exc.status, _failure_reason(exc))
             if keep:
                 self.conn.exchange_done(True)
                 return
+        self._end()
         self.conn.close()
+
+    def _end(self, status: int = 0, reason: str = "") -> None:
+        """Report the exchange once (metrics, access log) and release its middlewares."""
+        if self.ended:
+            return
+        self.ended = True
+        record = self.record
+        if record is not None:
+            if status:
+                record.status = status
+            elif not record.status:
+                record.status = 499  # the client went away before an answer (as Traefik logs)
+            record.duration = time.monotonic() - self.started_at
+            if self.body is not None:
+                record.request_bytes = self.body.body_bytes
+            if self.response_body is not None:
+                record.response_bytes = self.response_body.body_bytes
+            observer = self.conn.ep.observer
+            observer.request_done(record)
+            if self.upgrade:
+                if not reason and record.status != 101:
+                    reason = REASON_BACKEND_REFUSED if record.origin_status else \
+                        REASON_CLIENT_GONE
+                if reason:
+                    observer.handshake_failed(self.conn.ep.name, record.router,
+                                              record.service, reason)
+        if self.chain is not None and self.ctx is not None:
+            self.chain.on_close(self.ctx)
 
     def _abort_backend(self) -> None:
         backend, self.backend = self.backend, None
@@ -694,6 +927,17 @@ class Exchange:
             if self.timer.active():
                 self.timer.cancel()
             self.timer = None
+
+
+def _failure_reason(exc: UpstreamError) -> str:
+    """The handshake-failure reason of an error the proxy answered."""
+    if exc.status == 504:
+        return REASON_BACKEND_TIMEOUT
+    if exc.status == 503:
+        return REASON_NO_SERVER
+    if "101" in exc.reason:
+        return REASON_BAD_UPGRADE
+    return REASON_BACKEND_UNREACHABLE
 
 
 class _RelayBackend:

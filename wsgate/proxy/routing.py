@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from twisted.internet import defer
 
 from wsgate.proxy.backend import BackendAddress, BackendConnection, BackendPool, Connector
 from wsgate.proxy.balancer import Backend, Balancer, WeightedChild, WeightedServices
+from wsgate.proxy.sticky import StickyCookie
 from wsgate.rules import Muxer, RouteRequest
+
+if TYPE_CHECKING:
+    from wsgate.middlewares import Chain
 
 
 class ProxyService:
@@ -29,7 +33,13 @@ class ProxyService:
     name: str
     balancer: Balancer
 
-    def pick_leaf(self, client_ip: str) -> tuple[LeafService, Backend] | None:
+    #: Whether picks look at the request's cookies (a sticky.cookie is configured).
+    sticky: bool = False
+
+    def pick_leaf(self, client_ip: str, cookies: Mapping[str, str] | None = None
+                  ) -> tuple[LeafService, Backend, tuple[str, ...]] | None:
+        """The leaf service and server for a request, with the Set-Cookie values that sticky
+        sessions add to the response (the 101 included)."""
         raise NotImplementedError
 
     def leaves(self) -> list[LeafService]:
@@ -52,10 +62,15 @@ class LeafService(ProxyService):
         self.dial_timeout = dial_timeout
         self.response_header_timeout = response_header_timeout
         self.tls_context = tls_context
+        self.sticky = balancer.sticky is not None
 
-    def pick_leaf(self, client_ip: str) -> tuple[LeafService, Backend] | None:
-        server = self.balancer.pick(client_ip)
-        return None if server is None else (self, server)
+    def pick_leaf(self, client_ip: str, cookies: Mapping[str, str] | None = None
+                  ) -> tuple[LeafService, Backend, tuple[str, ...]] | None:
+        if not self.sticky:
+            server = self.balancer.pick(client_ip)
+            return None if server is None else (self, server, ())
+        choice = self.balancer.choose(client_ip, cookies or {})
+        return None if choice is None else (self, choice.backend, choice.set_cookies)
 
     def leaves(self) -> list[LeafService]:
         return [self]
@@ -79,12 +94,14 @@ class WeightedService(ProxyService):
     """A weighted service: a child service is chosen by weight, then its server."""
 
     def __init__(self, name: str, children: list[tuple[str, int, ProxyService]],
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, sticky: StickyCookie | None = None) -> None:
         self.name = name
         self.children = children
         self.balancer = WeightedServices(
             [WeightedChild(child_name, weight, child.balancer)
-             for child_name, weight, child in children], rng=rng)
+             for child_name, weight, child in children], sticky=sticky, rng=rng)
+        self.sticky = self.balancer.sticky is not None or any(
+            leaf.sticky for leaf in self.leaves())
         self._owner: dict[int, LeafService] = {}
         for leaf in self.leaves():
             for backend in getattr(leaf.balancer, "backends", ()):
@@ -93,11 +110,12 @@ class WeightedService(ProxyService):
     def leaves(self) -> list[LeafService]:
         return [leaf for _, _, child in self.children for leaf in child.leaves()]
 
-    def pick_leaf(self, client_ip: str) -> tuple[LeafService, Backend] | None:
-        server = self.balancer.pick(client_ip)
-        if server is None:
+    def pick_leaf(self, client_ip: str, cookies: Mapping[str, str] | None = None
+                  ) -> tuple[LeafService, Backend, tuple[str, ...]] | None:
+        choice = self.balancer.choose(client_ip, cookies or {})
+        if choice is None:
             return None
-        return self._owner[id(server)], server
+        return self._owner[id(choice.backend)], choice.backend, choice.set_cookies
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,8 @@ class RouteDecision:
     router: str
     service_name: str
     service: ProxyService | None = None
+    #: The router's middlewares (None when it has none: the fast path).
+    chain: Chain | None = None
     #: Why a router that matched cannot be served (answered 503), for the log.
     problem: str = ""
     internal_factory: Any = None
