@@ -11,18 +11,29 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IProtocolFactory
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
 
 from wsgate.config import dynamic
 from wsgate.config.dynamic import DynamicConfig
 from wsgate.config.errors import ConfigError, Mark
 from wsgate.config.runtime import EntryPointSpec, RuntimeConfig, build_runtime
 from wsgate.config.schema import Decoded, decode
-from wsgate.config.static import EntryPoint, StaticConfig
+from wsgate.config.static import EntryPoint, Log, StaticConfig
 from wsgate.config.static_sources import LoadedStatic
 from wsgate.config.tree import from_plain
 from wsgate.internal.registry import ServiceRegistry, default_registry
+from wsgate.ops.logs import make_log_observer
+from wsgate.ops.wiring import (
+    build_internal_services,
+    build_observer,
+    internal_configuration,
+    set_terminating,
+    stop_internal_services,
+)
 from wsgate.providers.file import FileProvider
+from wsgate.providers.registry import Provider, api_providers
+from wsgate.proxy.drain import Drain
 from wsgate.proxy.entrypoint import EntryPointFactory, EntryPointRuntime
 from wsgate.proxy.gateway import Gateway
 from wsgate.proxy.listener import ListenerService
@@ -42,7 +53,9 @@ EMBEDDED_DYNAMIC = {
 
 
 def embedded_static() -> StaticConfig:
-    return StaticConfig(entry_points={"web": EntryPoint(address=EMBEDDED_ADDRESS)})
+    # A first run with nothing configured shows what it does (Traefik's default is ERROR).
+    return StaticConfig(entry_points={"web": EntryPoint(address=EMBEDDED_ADDRESS)},
+                        log=Log(level="INFO"))
 
 
 def to_dynamic_transport(static: Any) -> dynamic.ServersTransport:
@@ -72,14 +85,33 @@ class WsgateService(MultiService):
         self.static = static
         self.strict = strict
         self.registry = registry or default_registry()
-        self.gateway = Gateway(reactor, self.registry, static.servers_transport)
+        # The static serversTransport is default@internal, in the same dynamic form the
+        # runtime configuration gives it, so that the first reload keeps it (and its idle
+        # pool and client TLS) instead of rebuilding it.
+        self.gateway = Gateway(reactor, self.registry,
+                               to_dynamic_transport(static.servers_transport))
         self.provided: dict[str, Decoded[DynamicConfig]] = {}
         self.entrypoints: dict[str, EntryPointRuntime] = {}
         self.listeners: dict[str, ListenerService] = {}
-        self.providers: list[FileProvider] = []
+        self.providers: list[Provider] = []
+        self.drain: Drain | None = None
+        # Operations: metrics, access log and live counts see every request and session;
+        # api, dashboard, ping and prometheus are in-process services on their entryPoints.
+        self.observer = build_observer(static, reactor=reactor)
+        self.gateway.observer = self.observer
+        self.ops_services = build_internal_services(
+            static, lambda: self.gateway.runtime, self.observer, reactor=reactor)
+        for name, factory in self.ops_services.items():
+            self.registry.register(name, factory)
+        internal_routers: dict[str, Any] = dict(internal_configuration(static).get(
+            "http", {}).get("routers", {}))
         if embedded:
+            internal_routers.update(EMBEDDED_DYNAMIC["http"]["routers"])
+        if internal_routers:
             self.provided["internal"] = decode(
-                DynamicConfig, from_plain(EMBEDDED_DYNAMIC, Mark("embedded default")))
+                DynamicConfig, from_plain({"http": {"routers": internal_routers}},
+                                          Mark("embedded default" if embedded else
+                                               "internal routers")))
         self._build_entrypoints()
         self._build_providers()
 
@@ -111,6 +143,8 @@ class WsgateService(MultiService):
                 self.reactor, file_cfg.filename, file_cfg.directory, watch=file_cfg.watch,
                 on_change=lambda decoded: self._provider_changed("file", decoded),
                 strict=self.strict))
+        self.providers.extend(api_providers(self.static.providers, self.reactor,
+                                            self._provider_changed, strict=self.strict))
 
     # -- configuration --------------------------------------------------------------------------
     def _entrypoint_specs(self) -> list[EntryPointSpec]:
@@ -148,6 +182,7 @@ class WsgateService(MultiService):
         except ConfigError as exc:
             log.error("configuration rejected; keeping the previous one:\n{errors}",
                       errors=str(exc))
+            self.observer.config_reloaded(False)
             return
         for router in runtime.routers.values():
             for diag in router.errors:
@@ -160,6 +195,8 @@ class WsgateService(MultiService):
         for diag in runtime.diagnostics:
             log.warn("{diag}", diag=str(diag))
         self.gateway.apply(runtime)
+        self.observer.runtime_changed(runtime)
+        self.observer.config_reloaded(True)
         self._configured = True
         log.info("configuration applied: {routers} routers, {services} services",
                  routers=len(runtime.routers), services=len(runtime.services))
@@ -188,12 +225,34 @@ class WsgateService(MultiService):
             provider.load()
         self.reconfigure()
 
+    def setServiceParent(self, parent: Any) -> None:
+        # Under twistd the application's log observer is used unless --logger is given:
+        # wsgate's own (log.level, log.format, log.filePath).
+        if isinstance(parent, Componentized) and parent.getComponent(ILogObserver) is None:
+            parent.setComponent(ILogObserver, make_log_observer(self.static.log))
+        super().setServiceParent(parent)
+
     def stopService(self) -> Any:
+        """Graceful shutdown (see wsgate.proxy.drain): /ping fails first, WebSockets get
+        1001, requests in flight finish, within each entryPoint's lifeCycle."""
         for provider in self.providers:
             provider.stop()
-        d = super().stopService()
-        self.gateway.close_idle()
-        return d
+        set_terminating(self.ops_services)
+        life = [ep.transport.life_cycle for ep in self.static.entry_points.values()]
+        self.drain = Drain(
+            self.reactor, self.entrypoints.values(),
+            accept_grace=max((float(lc.request_accept_grace_timeout) for lc in life),
+                             default=0.0),
+            grace=max((float(lc.grace_time_out) for lc in life), default=10.0),
+            stop_listening=lambda: MultiService.stopService(self))
+
+        def finished(result: Any) -> Any:
+            stop_internal_services(self.ops_services)
+            self.gateway.close_idle()
+            self.observer.close()
+            return result
+
+        return self.drain.run().addBoth(finished)
 
     def port_of(self, entrypoint: str) -> int:
         """The bound port of an entryPoint (for addresses given with port 0)."""

@@ -174,6 +174,8 @@ class Wsgate:
                  *, extra_args: list[str] | None = None, wait: bool = True) -> None:
         self.tmp = tmp
         self.static = dict(static)
+        # Traefik's default log level is ERROR; the harness waits for INFO lines.
+        self.static.setdefault("log", {"level": "INFO"})
         if dynamic is not None:
             dyn_path = tmp / "dynamic.yml"
             dyn_path.write_text(yaml.safe_dump(dynamic, sort_keys=False))

@@ -115,15 +115,16 @@ def test_every_static_source_routes(tmp_path: Path, source: str) -> None:
     args = list(TWISTD)
     if source == "flags":
         args += [f"--entryPoints.web.address=127.0.0.1:{port}",
-                 f"--providers.file.filename={dyn}"]
+                 f"--providers.file.filename={dyn}", "--log.level=INFO"]
     elif source == "console-script":
         args = [sys.executable, "-c", "from wsgate.cli import main; main()",
                 "--entryPoints.web.address", f"127.0.0.1:{port}",
-                f"--providers.file.filename={dyn}"]
+                f"--providers.file.filename={dyn}", "--log.level", "INFO"]
     else:
         prefix = "TRAEFIK_" if source == "env-traefik" else "WSGATE_"
         env[f"{prefix}ENTRYPOINTS_WEB_ADDRESS"] = f"127.0.0.1:{port}"
         env[f"{prefix}PROVIDERS_FILE_FILENAME"] = str(dyn)
+        env[f"{prefix}LOG_LEVEL"] = "INFO"
     proc = Proc(args, env=env, cwd=tmp_path, name="wsgate")
     try:
         proc.wait_for("wsgate ready")
@@ -142,7 +143,8 @@ def test_config_file_found_in_working_directory(tmp_path: Path) -> None:
     dyn = _dynamic(tmp_path, backend_port)
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump({
         "entryPoints": {"web": {"address": f"127.0.0.1:{port}"}},
-        "providers": {"file": {"filename": str(dyn)}}}))
+        "providers": {"file": {"filename": str(dyn)}},
+        "log": {"level": "INFO"}}))
     proc = Proc(list(TWISTD), env=_env(tmp_path), cwd=tmp_path, name="wsgate")
     try:
         proc.wait_for("wsgate ready")

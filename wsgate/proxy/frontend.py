@@ -43,6 +43,7 @@ from wsgate.proxy.errors import UpstreamError
 from wsgate.proxy.relay import WebSocketRelay
 from wsgate.proxy.sticky import parse_cookies
 from wsgate.rules import RouteRequest
+from wsgate.websocket import CloseCode
 
 if TYPE_CHECKING:
     from wsgate.proxy.balancer import Backend
@@ -100,6 +101,8 @@ class FrontendConnection(Protocol):
         self.closing = False
         #: The client sent FIN: answer what was received, then close.
         self.read_closed = False
+        #: The process is shutting down: finish the request in progress, then close.
+        self.draining = False
         #: Inside ``_process``: an exchange ending synchronously leaves the next request to it
         #: (a loop, not a recursion: thousands of pipelined requests can arrive in one read).
         self._processing = False
@@ -380,10 +383,24 @@ class FrontendConnection(Protocol):
         proto.dataReceived(serialize_request(head.method, head.target, head.headers,
                                              version=head.version) + rest)
 
+    def drain(self) -> None:
+        """Shutdown: finish what is in progress, then close; WebSockets get 1001."""
+        self.draining = True
+        if self.relay is not None:
+            self.relay.close(CloseCode.GOING_AWAY, "server shutting down")
+        elif self.inner is not None:
+            send_close = getattr(self.inner, "sendClose", None)  # an autobahn service
+            if callable(send_close):
+                send_close(CloseCode.GOING_AWAY, "server shutting down")
+            else:
+                self.close()
+        elif self.exchange is None:
+            self.close()
+
     def exchange_done(self, keep_alive: bool) -> None:
         """The current exchange is over; go on with the next request or close."""
         self.exchange = None
-        if not keep_alive or self.closed or self.closing:
+        if not keep_alive or self.closed or self.closing or self.draining:
             self.close()
             return
         if self.read_closed and not self.pending:

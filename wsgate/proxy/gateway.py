@@ -8,10 +8,10 @@ it does not change. Live relays hold their own references and never notice.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
-from twisted.internet import ssl
 from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import Logger
 
@@ -20,6 +20,8 @@ from wsgate.config.dynamic import Service
 from wsgate.config.runtime import RuntimeConfig, ServiceInfo
 from wsgate.config.static import ServersTransport as StaticServersTransport
 from wsgate.internal.registry import ServiceRegistry
+from wsgate.middlewares import MiddlewareError, build_chain
+from wsgate.ops.observer import NOOP_OBSERVER, Observer
 from wsgate.proxy.backend import BackendAddress, BackendPool, Connector, parse_backend_url
 from wsgate.proxy.balancer import Backend, build_load_balancer
 from wsgate.proxy.routing import (
@@ -29,7 +31,11 @@ from wsgate.proxy.routing import (
     RoutingTable,
     WeightedService,
 )
+from wsgate.proxy.sticky import StickyCookie
 from wsgate.rules import Route, build_muxer
+from wsgate.tls.client import BackendTLS, ClientTLSSettings
+from wsgate.tls.material import KeyPair, generate_default_key_pair
+from wsgate.tls.server import ServerTLS, build_server_tls
 
 log = Logger()
 
@@ -37,7 +43,7 @@ DEFAULT_TRANSPORT = "default@internal"
 
 
 class TransportRuntime:
-    """A serversTransport at run time: timeouts, its idle pool and TLS settings."""
+    """A serversTransport at run time: timeouts, its idle pool and its client TLS."""
 
     def __init__(self, name: str, config: Any, reactor: Any) -> None:
         self.name = name
@@ -50,36 +56,64 @@ class TransportRuntime:
             max_idle = config.effective_max_idle_conns_per_host
         self.pool = BackendPool(reactor, max_idle_per_host=max(0, max_idle),
                                 idle_timeout=float(timeouts.idle_conn_timeout))
+        self.tls = BackendTLS(ClientTLSSettings.from_transport(name, config))
 
     def tls_context(self, address: BackendAddress) -> Any:
+        """The connection creator for an https/wss server (None for a plain one)."""
         if not address.tls:
             return None
-        # Full verification options (serverName, rootCAs, mTLS, insecureSkipVerify) are built
-        # by wsgate.tls; until a transport asks for more, verify against the platform's CAs.
-        server_name = getattr(self.config, "server_name", "") or address.host
-        return ssl.optionsForClientTLS(server_name)
+        return self.tls.creator_for(address.host, address.port)
+
+
+def sticky_cookie(service: str, sticky: Any) -> StickyCookie | None:
+    """The sticky cookie of a service (its name derives from the qualified service name)."""
+    if sticky is None or sticky.cookie is None:
+        return None
+    cookie = sticky.cookie
+    return StickyCookie.for_service(
+        service, name=cookie.name or None, secure=cookie.secure, http_only=cookie.http_only,
+        same_site=cookie.same_site or None, max_age=cookie.max_age, path=cookie.path,
+        domain=cookie.domain or None)
 
 
 class Gateway:
     """Holds what the data path reads; ``apply`` swaps in a new configuration."""
 
     def __init__(self, reactor: IReactorTCP, registry: ServiceRegistry,
-                 default_transport: StaticServersTransport) -> None:
+                 default_transport: StaticServersTransport | DynamicServersTransport) -> None:
         self.reactor = reactor
         self.registry = registry
         self.connector = Connector(reactor)
         self.routing = RoutingTable.empty()
+        #: Told about every request and WebSocket session (metrics, access log, dashboard).
+        self.observer: Observer = NOOP_OBSERVER
+        self._auth_client: Any = None
         self.runtime: RuntimeConfig | None = None
         self._transports: dict[str, TransportRuntime] = {
             DEFAULT_TRANSPORT: TransportRuntime(DEFAULT_TRANSPORT, default_transport, reactor)}
         self._services: dict[str, tuple[Service | None, ProxyService]] = {}
+        #: Stateful middlewares (rate limits, in-flight counts, breakers) kept across reloads
+        #: when their configuration is unchanged.
+        self._middleware_cache: dict[Any, Any] = {}
+        #: What TLS connections are served with; swapped with the routing table.
+        self.server_tls = ServerTLS.empty()
+        self._generated_pair: KeyPair | None = None
+
+    def default_key_pair(self) -> KeyPair:
+        """The self-signed certificate served when nothing else matches, made on first need
+        and kept for the life of the process (reloads do not change it)."""
+        if self._generated_pair is None:
+            self._generated_pair = generate_default_key_pair()
+            log.info("generated the default TLS certificate (CN {cn})",
+                     cn="WSGATE DEFAULT CERT")
+        return self._generated_pair
 
     # -- building -------------------------------------------------------------------------------
     def apply(self, runtime: RuntimeConfig) -> None:
         """Build a routing table for ``runtime`` and make it current in one assignment."""
         transports = self._build_transports(runtime)
         services: dict[str, tuple[Service | None, ProxyService]] = {}
-        decisions: dict[str, RouteDecision] = {}
+        decisions: dict[tuple[str, tuple[str, ...]], RouteDecision | None] = {}
         muxers = {}
         for ep, routes in runtime.routes.items():
             for tls in (False, True):
@@ -87,18 +121,27 @@ class Gateway:
                 for route in routes:
                     if route.tls != tls or route.service is None:
                         continue
-                    decision = decisions.get(route.router)
-                    if decision is None:
+                    key = (route.router, route.middlewares)
+                    if key in decisions:
+                        decision = decisions[key]
+                    else:
                         decision = self._decision(runtime, route.router, route.service,
                                                   services, transports)
-                        decisions[route.router] = decision
+                        if decision is not None and route.middlewares:
+                            decision = self._with_chain(runtime, decision, route.middlewares)
+                        decisions[key] = decision
+                    if decision is None:
+                        continue
                     entries.append(Route(route.router, route.matcher,  # type: ignore[arg-type]
                                          route.priority, decision))
                 if entries:
                     muxers[(ep, tls)] = build_muxer(entries)
+        server_tls = build_server_tls(runtime, default_pair=self.default_key_pair,
+                                      previous=self.server_tls)
         self._transports = transports
         self._services = services
         self.runtime = runtime
+        self.server_tls = server_tls
         self.routing = RoutingTable(muxers)
 
     def _build_transports(self, runtime: RuntimeConfig) -> dict[str, TransportRuntime]:
@@ -110,6 +153,29 @@ class Gateway:
             else:
                 out[name] = TransportRuntime(name, info.config, self.reactor)
         return out
+
+    @property
+    def auth_client(self) -> Any:
+        """The forwardAuth HTTP client, made on first use (keeps its own connection pool)."""
+        if self._auth_client is None:
+            from wsgate.middlewares.forward_auth_client import ForwardAuthClient
+            self._auth_client = ForwardAuthClient(self.reactor)
+        return self._auth_client
+
+    def _with_chain(self, runtime: RuntimeConfig, decision: RouteDecision,
+                    names: tuple[str, ...]) -> RouteDecision | None:
+        """The decision with its middleware chain; None disables the router (as Traefik)."""
+        try:
+            chain = build_chain(names, runtime, router=decision.router,
+                                clock=self.reactor.seconds,  # type: ignore[attr-defined]
+                                cache=self._middleware_cache)
+        except MiddlewareError as exc:
+            log.error("router {router} disabled: {error}", router=decision.router,
+                      error=str(exc))
+            return None
+        for warning in chain.warnings:
+            log.warn("router {router}: {warning}", router=decision.router, warning=warning)
+        return dataclasses.replace(decision, chain=chain)
 
     def _decision(self, runtime: RuntimeConfig, router: str, service_name: str,
                   services: dict[str, tuple[Service | None, ProxyService]],
@@ -145,7 +211,8 @@ class Gateway:
                 if child is not None and child_cfg.weight > 0:
                     children.append((ref, child_cfg.weight, child))
             if children:
-                built = WeightedService(name, children, rng=random.Random())
+                built = WeightedService(name, children, rng=random.Random(),
+                                        sticky=sticky_cookie(name, config.weighted.sticky))
         else:
             log.error("service {name}: {kind} services are not supported by wsgate yet; its "
                       "routers answer 503", name=name, kind=info.kind)
@@ -174,7 +241,8 @@ class Gateway:
         transport = transports.get(info.servers_transport or DEFAULT_TRANSPORT)
         if transport is None:
             transport = transports[DEFAULT_TRANSPORT]
-        balancer = build_load_balancer(lb.strategy, backends, rng=random.Random())
+        balancer = build_load_balancer(lb.strategy, backends, rng=random.Random(),
+                                       sticky=sticky_cookie(name, lb.sticky))
         return LeafService(name, balancer, addresses, pass_host_header=lb.pass_host_header,
                            pool=transport.pool, connector=self.connector,
                            dial_timeout=transport.dial_timeout,
