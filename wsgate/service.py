@@ -7,6 +7,7 @@ providers that feed it configuration.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -108,10 +109,13 @@ class WsgateService(MultiService):
         if embedded:
             internal_routers.update(EMBEDDED_DYNAMIC["http"]["routers"])
         if internal_routers:
-            self.provided["internal"] = decode(
-                DynamicConfig, from_plain({"http": {"routers": internal_routers}},
-                                          Mark("embedded default" if embedded else
-                                               "internal routers")))
+            decoded = decode(DynamicConfig, from_plain(
+                {"http": {"routers": internal_routers}},
+                Mark("embedded default" if embedded else "internal routers")))
+            # Traefik's internal routers carry ruleSyntax "default", which the decoder flags
+            # as deprecated: a warning about wsgate's own routers, which no user can act on,
+            # would be logged at every start and listed by the API and dashboard.
+            self.provided["internal"] = dataclasses.replace(decoded, warnings=())
         self._build_entrypoints()
         self._build_providers()
 
@@ -247,6 +251,7 @@ class WsgateService(MultiService):
             stop_listening=lambda: MultiService.stopService(self))
 
         def finished(result: Any) -> Any:
+            self.gateway.health.stop()
             stop_internal_services(self.ops_services)
             self.gateway.close_idle()
             self.observer.close()

@@ -469,6 +469,10 @@ class _Builder:
                               "loadBalancer.serversTransport")
                 else:
                     self.transports[transport][2].append(q)
+                if lb.health_check is not None and lb.health_check.mode == "grpc":
+                    obj.error("healthCheck.mode grpc is not supported by wsgate (the gRPC "
+                              "health protocol needs HTTP/2): its servers are not actively "
+                              "checked", "loadBalancer.healthCheck.mode", critical=False)
 
         for q, obj in self.middlewares.items():
             mconfig = self.middleware_configs[q]

@@ -32,6 +32,7 @@ from wsgate.ops.observer import (
     REASON_BACKEND_UNREACHABLE,
     REASON_BAD_UPGRADE,
     REASON_CLIENT_GONE,
+    REASON_INTERNAL,
     REASON_MIDDLEWARE,
     REASON_NO_ROUTER,
     REASON_NO_SERVER,
@@ -328,7 +329,7 @@ class FrontendConnection(Protocol):
         if internal is not None:
             if ctx is not None and decision.chain is not None:
                 self.inner_ctx = (decision.chain, ctx)
-            self._hand_over(internal, forward, rest)
+            self._hand_over(internal, forward, rest, record)
             return
         service = decision.service
         if service is None:
@@ -361,27 +362,42 @@ class FrontendConnection(Protocol):
         if decision is not None and decision.chain is not None and ctx is not None:
             headers = decision.chain.on_response(ctx, status, headers)
             decision.chain.on_close(ctx)
+        answer = LocalAnswer(self, head, status, keep, payload=payload, headers=headers)
         if record is not None:
             record.status = status
             record.duration = max(0.0, time.time() - record.start)
+            record.response_bytes = _body_size(answer._response(close=not keep))
             observer = self.ep.observer
             observer.request_done(record)
             if head.is_upgrade and reason:
                 observer.handshake_failed(self.ep.name, record.router, record.service, reason)
-        answer = LocalAnswer(self, head, status, keep, payload=payload, headers=headers)
         self.exchange = answer
         answer.start(rest)
 
-    def _hand_over(self, factory: Any, head: RequestHead, rest: bytes) -> None:
-        """Give the connection to an in-process service; it sees the request from its start."""
+    def _hand_over(self, factory: Any, head: RequestHead, rest: bytes,
+                   record: RequestRecord | None = None) -> None:
+        """Give the connection to an in-process service; it sees the request from its start.
+
+        A service that can say how it answered (``on_answered``, see wsgate.ops.internal) gets
+        the request recorded like any other (metrics and access log, with addInternals).
+        """
         proto = factory.buildProtocol(self.transport.getPeer())
         if proto is None:
-            self._local_answer(head, rest, 503)
+            self._local_answer(head, rest, 503, record, REASON_INTERNAL)
             return
+        if record is not None and hasattr(proto, "on_answered"):
+            proto.on_answered = lambda status, size: self._internal_answered(record, status,
+                                                                             size)
         self.inner = proto
         proto.makeConnection(self.transport)
         proto.dataReceived(serialize_request(head.method, head.target, head.headers,
                                              version=head.version) + rest)
+
+    def _internal_answered(self, record: RequestRecord, status: int, body_bytes: int) -> None:
+        record.status = status
+        record.response_bytes = body_bytes
+        record.duration = max(0.0, time.time() - record.start)
+        self.ep.observer.request_done(record)
 
     def drain(self) -> None:
         """Shutdown: finish what is in progress, then close; WebSockets get 1001."""
@@ -389,10 +405,7 @@ class FrontendConnection(Protocol):
         if self.relay is not None:
             self.relay.close(CloseCode.GOING_AWAY, "server shutting down")
         elif self.inner is not None:
-            send_close = getattr(self.inner, "sendClose", None)  # an autobahn service
-            if callable(send_close):
-                send_close(CloseCode.GOING_AWAY, "server shutting down")
-            else:
+            if not _going_away(self.inner):
                 self.close()
         elif self.exchange is None:
             self.close()
@@ -512,6 +525,7 @@ class Exchange:
         self.record = record
         self.set_cookies = picked[2]
         self.ended = False
+        self.server_url = ""
         self.session: SessionRecord | None = None
         self.started_at = time.monotonic()
         self.decision = decision
@@ -543,6 +557,7 @@ class Exchange:
         self.leaf, server, _ = self.picked
         self.server = server
         self.address = self.leaf.address_of(server)
+        self.server_url = server.url
         if self.record is not None:
             self.record.server_url = server.url
         self.leaf.acquire(server)
@@ -720,6 +735,9 @@ class Exchange:
                                on_done=self._relay_done)
         self.backend.listener = _RelayBackend(relay)
         self.conn.become_relay(relay)
+        gateway = self.conn.ep.gateway
+        gateway.health.record_success(self.leaf.name, self.server_url)
+        gateway.open_relays.add(self.leaf.name, self.server_url, relay)
         if rest:
             relay.from_backend(rest)
         if self.conn.pending:
@@ -728,6 +746,7 @@ class Exchange:
         self.conn.transport.resumeProducing()
 
     def _relay_done(self, relay: WebSocketRelay) -> None:
+        self.conn.ep.gateway.open_relays.discard(self.leaf.name, self.server_url, relay)
         self._release()
         self.conn.ep.websocket_closed(self, relay)
         session = self.session
@@ -760,6 +779,11 @@ class Exchange:
             headers.append(("Set-Cookie", cookie))
         if self.record is not None:
             self.record.status = self.record.origin_status = head.status
+        health = self.conn.ep.gateway.health
+        if head.status >= 500:
+            health.record_failure(self.leaf.name, self.server_url)
+        else:
+            health.record_success(self.leaf.name, self.server_url)
         if kind is BodyKind.CHUNKED and not dechunk:
             headers.append(("Transfer-Encoding", "chunked"))
         if not client_keep:
@@ -878,6 +902,8 @@ class Exchange:
             return
         self.done = True
         self._cancel_timer()
+        if exc.status != 503 and self.leaf is not None:
+            self.conn.ep.gateway.health.record_failure(self.leaf.name, self.server_url)
         log.warn("{status} for {method} {target} on {ep}: {backend}: {reason}",
                  status=exc.status, method=self.head.method, target=self.head.target,
                  ep=self.conn.ep.name, backend=exc.backend, reason=exc.reason)
@@ -891,7 +917,10 @@ class Exchange:
             headers: list[tuple[str, str]] = []
             if self.chain is not None and self.ctx is not None:
                 headers = self.chain.on_response(self.ctx, exc.status, headers)
-            transport.write(error_response(exc.status, close=not keep, headers=headers))
+            answer = error_response(exc.status, close=not keep, headers=headers)
+            transport.write(answer)
+            if self.record is not None:
+                self.record.response_bytes = _body_size(answer)
             self._end(exc.status, _failure_reason(exc))
             if keep:
                 self.conn.exchange_done(True)
@@ -944,6 +973,26 @@ class Exchange:
             if self.timer.active():
                 self.timer.cancel()
             self.timer = None
+
+
+def _going_away(inner: Any) -> bool:
+    """Send 1001 on an in-process autobahn WebSocket that is open (echo@internal, or the
+    dashboard's live feed behind an internal site's dispatcher, its ``inner``); False when
+    ``inner`` is not one. autobahn's ``sendClose`` refuses 1001 (it takes 1000 and 3000-4999
+    only), so the frame is sent with ``sendCloseFrame``."""
+    for proto in (inner, getattr(inner, "inner", None)):
+        send = getattr(proto, "sendCloseFrame", None)
+        if callable(send) and getattr(proto, "state", None) == getattr(proto, "STATE_OPEN", 0):
+            send(CloseCode.GOING_AWAY, b"server shutting down")
+            return True
+    return False
+
+
+def _body_size(response: bytes) -> int:
+    """Body bytes of a complete response the proxy made (metrics and the access log count
+    them, as Traefik counts what its own 404 or 502 handler writes)."""
+    end = response.find(b"\r\n\r\n")
+    return len(response) - end - 4 if end != -1 else 0
 
 
 def _failure_reason(exc: UpstreamError) -> str:

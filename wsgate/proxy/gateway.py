@@ -23,7 +23,8 @@ from wsgate.internal.registry import ServiceRegistry
 from wsgate.middlewares import MiddlewareError, build_chain
 from wsgate.ops.observer import NOOP_OBSERVER, Observer
 from wsgate.proxy.backend import BackendAddress, BackendPool, Connector, parse_backend_url
-from wsgate.proxy.balancer import Backend, build_load_balancer
+from wsgate.proxy.balancer import Backend, UnsupportedStrategyError, build_load_balancer
+from wsgate.proxy.health import HealthChecks
 from wsgate.proxy.routing import (
     LeafService,
     ProxyService,
@@ -31,6 +32,7 @@ from wsgate.proxy.routing import (
     RoutingTable,
     WeightedService,
 )
+from wsgate.proxy.sessions import OpenRelays
 from wsgate.proxy.sticky import StickyCookie
 from wsgate.rules import Route, build_muxer
 from wsgate.tls.client import BackendTLS, ClientTLSSettings
@@ -98,6 +100,11 @@ class Gateway:
         #: What TLS connections are served with; swapped with the routing table.
         self.server_tls = ServerTLS.empty()
         self._generated_pair: KeyPair | None = None
+        #: Open WebSocket relays by (service, server URL), kept by the data path.
+        self.open_relays = OpenRelays()
+        #: Health checkers of loadBalancer services; the data path reports attempts here.
+        self.health = HealthChecks(reactor, observer=lambda: self.observer,
+                                   sessions=self.open_relays)
 
     def default_key_pair(self) -> KeyPair:
         """The self-signed certificate served when nothing else matches, made on first need
@@ -143,6 +150,7 @@ class Gateway:
         self.runtime = runtime
         self.server_tls = server_tls
         self.routing = RoutingTable(muxers)
+        self.health.update(services)
 
     def _build_transports(self, runtime: RuntimeConfig) -> dict[str, TransportRuntime]:
         out = {DEFAULT_TRANSPORT: self._transports[DEFAULT_TRANSPORT]}
@@ -241,8 +249,13 @@ class Gateway:
         transport = transports.get(info.servers_transport or DEFAULT_TRANSPORT)
         if transport is None:
             transport = transports[DEFAULT_TRANSPORT]
-        balancer = build_load_balancer(lb.strategy, backends, rng=random.Random(),
-                                       sticky=sticky_cookie(name, lb.sticky))
+        try:
+            balancer = build_load_balancer(lb.strategy, backends, rng=random.Random(),
+                                           sticky=sticky_cookie(name, lb.sticky))
+        except (UnsupportedStrategyError, ValueError) as exc:
+            log.error("service {name} cannot be used: {error}; its routers answer 503",
+                      name=name, error=str(exc))
+            return None
         return LeafService(name, balancer, addresses, pass_host_header=lb.pass_host_header,
                            pool=transport.pool, connector=self.connector,
                            dial_timeout=transport.dial_timeout,

@@ -6,8 +6,10 @@ length, the server's name and the sequence number of the TCP connection the requ
 that status; /chunked answers with a chunked body; /close answers with a body delimited by
 closing the connection; /big/N sends N bytes; /stream echoes the request body as a chunked
 response piece by piece while it is still arriving; /hop answers with hop-by-hop headers;
-/silent reads the request and never answers. The server's name (--name) is in the X-Backend
-header, so tests can see which server answered. Prints "listening on PORT" when ready.
+/silent reads the request and never answers; /health answers with the status last set by
+/set-health/NNN (200 at start), for health-check tests. The server's name (--name) is in the
+X-Backend header, so tests can see which server answered. Prints "listening on PORT" when
+ready.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Handler(BaseHTTPRequestHandler):
     connection_ids = itertools.count(1)
     connection_lock = threading.Lock()
     connection_id = 0
+    #: What /health answers (changed by /set-health/NNN).
+    health_status = 200
 
     def setup(self) -> None:
         super().setup()
@@ -99,6 +103,10 @@ class Handler(BaseHTTPRequestHandler):
         status = 200
         if path.startswith("/status/"):
             status = int(path.split("/")[2])
+        if path.startswith("/set-health/"):
+            Handler.health_status = int(path.split("/")[2])
+        if path == "/health":
+            status = Handler.health_status
         if path.startswith("/chunked"):
             self.send_response(status)
             self.send_header("Transfer-Encoding", "chunked")

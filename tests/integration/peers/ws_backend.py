@@ -11,6 +11,8 @@ Echoes every message. Paths (the query string is ignored for routing, kept in re
 - /fragments: echoes each message in four fragments with a ping after each fragment;
 - /close: closes at once with code 4002 and reason ``server bye``;
 - /reject-origin: refuses foreign origins with 403; /unauthorized answers 401 with a body;
+- /set-upgrades/off and /set-upgrades/on (plain GET): from then on, that port refuses every
+  upgrade with 503, or accepts them again (for health-check tests);
 - subprotocols: chat is preferred to superchat, none offered is fine;
 - permessage-deflate is accepted.
 
@@ -38,8 +40,22 @@ def _plain(status: int, reason: str, body: bytes,
     return Response(status, reason, headers, body)
 
 
+#: Ports that refuse upgrades (set by /set-upgrades/off).
+REFUSING: set[int] = set()
+
+
 def process_request(connection, request):  # type: ignore[no-untyped-def]
     path = request.path.split("?", 1)[0]
+    port = connection.transport.get_extra_info("sockname")[1]
+    if path.startswith("/set-upgrades/"):
+        if path.endswith("/off"):
+            REFUSING.add(port)
+        else:
+            REFUSING.discard(port)
+        return _plain(200, "OK", path.encode())
+    upgrade = "upgrade" in request.headers.get("Connection", "").lower()
+    if upgrade and port in REFUSING:
+        return _plain(503, "Service Unavailable", b"not accepting upgrades\n")
     if path.startswith("/unauthorized"):
         return _plain(401, "Unauthorized", b"unauthorized\n",
                       [("WWW-Authenticate", 'Basic realm="t"')])
@@ -47,9 +63,7 @@ def process_request(connection, request):  # type: ignore[no-untyped-def]
         origin = request.headers.get("Origin")
         if origin is not None and origin != "https://allowed-origin.com":
             return _plain(403, "Forbidden", b"forbidden\n")
-    if path.startswith("/id") and "upgrade" not in request.headers.get("Connection",
-                                                                       "").lower():
-        port = connection.transport.get_extra_info("sockname")[1]
+    if path.startswith("/id") and not upgrade:
         return _plain(200, "OK", str(port).encode())
     return None
 
