@@ -1,10 +1,13 @@
 """The dashboard in headless Chromium: it lists the routers of the test configuration, and its
 open-WebSocket count follows a real client connecting and disconnecting.
 
-The page is served by wsgate itself (dashboard and API behind the ``traefik`` entryPoint, live
-counts over its ``/api/ws`` WebSocket). Chromium is driven over the DevTools protocol with
-autobahn as the client, only against 127.0.0.1, and every wait is on an event (a DevTools
-answer, a DOM mutation seen by a MutationObserver in the page), bounded by a timeout.
+Two setups: a WsgateService in the test's reactor whose sessions are reported by a stand-in
+backend, and a real wsgate process (``twistd -n wsgate``) relaying a real client's session to a
+real WebSocket backend. Either way the page is served by wsgate itself (dashboard and API
+behind the ``traefik`` entryPoint, live counts over its ``/api/ws`` WebSocket). Chromium is
+driven over the DevTools protocol with autobahn as the client, only against 127.0.0.1, and
+every wait is on an event (a DevTools answer, a DOM mutation seen by a MutationObserver in
+the page), bounded by a timeout.
 
 Needs Debian's ``chromium`` package; skipped without it unless WSGATE_REQUIRE_CHROMIUM=1, which
 makes its absence a failure (set it in CI).
@@ -32,6 +35,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
 
+from tests.integration.harness import Wsgate, start_ws_backend
 from tests.integration.test_ops_through_wsgate import Running
 from wsgate.config.dynamic import DynamicConfig
 from wsgate.config.errors import Mark
@@ -224,7 +228,35 @@ class Client(WebSocketClientProtocol):  # type: ignore[misc]
         self.factory.closed.callback(code)
 
 
-# --------------------------------------------------------------------------- the test
+async def open_dashboard(proto: Browser, url: str) -> tuple[DevTools, Page]:
+    """A new tab showing ``url``, once its load event fired."""
+    tools = await devtools(await within(proto.ready))
+    target = await within(tools.call("Target.createTarget", {"url": "about:blank"}))
+    attached = await within(tools.call("Target.attachToTarget",
+                                       {"targetId": target["targetId"], "flatten": True}))
+    page = Page(tools, attached["sessionId"])
+    await within(tools.call("Page.enable", {}, page.session))
+    loaded = tools.event("Page.loadEventFired")
+    await within(tools.call("Page.navigate", {"url": url}, page.session))
+    await within(loaded)
+    return tools, page
+
+
+LOADED_ROUTERS = (
+    "document.body.dataset.loaded === 'true' && "
+    "document.getElementById('live-status').textContent === 'live' && "
+    "Array.from(document.querySelectorAll('[data-router]'))"
+    ".map(e => e.dataset.router).join(' ')")
+
+
+def live_count(total: int, router: str) -> str:
+    """A page expression: the total and the router's open-WebSocket count, once they are
+    ``total`` and the router's row shows a number."""
+    return (f"document.getElementById('ws-total').textContent === '{total}' && "
+            f"document.querySelector('[data-ws-router=\"{router}\"]').textContent")
+
+
+# --------------------------------------------------------------------------- the tests
 
 @pytest_twisted.ensureDeferred
 async def test_dashboard_lists_routers_and_follows_live_websockets(
@@ -240,22 +272,9 @@ async def test_dashboard_lists_routers_and_follows_live_websockets(
     backend_factory.observer = running.observer
     backend = reactor.listenTCP(0, backend_factory, interface="127.0.0.1")
     try:
-        tools = await devtools(await within(proto.ready))
-        target = await within(tools.call("Target.createTarget", {"url": "about:blank"}))
-        attached = await within(tools.call("Target.attachToTarget",
-                                           {"targetId": target["targetId"], "flatten": True}))
-        page = Page(tools, attached["sessionId"])
-        await within(tools.call("Page.enable", {}, page.session))
-        loaded = tools.event("Page.loadEventFired")
-        url = f"http://127.0.0.1:{running.port}/dashboard/"
-        await within(tools.call("Page.navigate", {"url": url}, page.session))
-        await within(loaded)
-
-        routers = await page.wait_for(
-            "document.body.dataset.loaded === 'true' && "
-            "document.getElementById('live-status').textContent === 'live' && "
-            "Array.from(document.querySelectorAll('[data-router]'))"
-            ".map(e => e.dataset.router).join(' ')")
+        tools, page = await open_dashboard(proto,
+                                           f"http://127.0.0.1:{running.port}/dashboard/")
+        routers = await page.wait_for(LOADED_ROUTERS)
         assert {"chat@file", "feed@file", "ping@internal", "api@internal"} <= set(
             routers.split())
         assert await page.wait_for(
@@ -269,18 +288,59 @@ async def test_dashboard_lists_routers_and_follows_live_websockets(
         await TCP4ClientEndpoint(reactor, "127.0.0.1",
                                  backend.getHost().port).connect(client_factory)
         client = await within(client_factory.opened)
-        assert await page.wait_for(
-            "document.getElementById('ws-total').textContent === '1' && "
-            "document.querySelector('[data-ws-router=\"chat@file\"]').textContent") == "1"
+        assert await page.wait_for(live_count(1, "chat@file")) == "1"
 
         client.sendClose(1000)
         await within(client_factory.closed)
-        assert await page.wait_for(
-            "document.getElementById('ws-total').textContent === '0' && "
-            "document.querySelector('[data-ws-router=\"chat@file\"]').textContent") == "0"
+        assert await page.wait_for(live_count(0, "chat@file")) == "0"
 
         await within(tools.call("Browser.close"))
         await within(proto.ended)
     finally:
         await backend.stopListening()
         await running.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_dashboard_of_a_wsgate_process_follows_a_proxied_session(
+        browser: tuple[Browser, Any], tmp_path: Path) -> None:
+    """The page served by a real wsgate process; the count moves when a client opens a
+    session through wsgate to a real backend and when it closes it."""
+    proto, _ = browser
+    backend, backend_port = start_ws_backend()
+    static = {"entryPoints": {"web": {"address": "127.0.0.1:0"},
+                              "traefik": {"address": "127.0.0.1:0"}},
+              "api": {"insecure": True}}
+    dynamic = {"http": {
+        "routers": {"chat": {"rule": "PathPrefix(`/chat`)", "service": "chat",
+                             "entryPoints": ["web"]}},
+        "services": {"chat": {"loadBalancer": {"servers": [
+            {"url": f"http://127.0.0.1:{backend_port}"}]}}},
+    }}
+    gate = Wsgate(tmp_path, static, dynamic)
+    try:
+        tools, page = await open_dashboard(
+            proto, f"http://127.0.0.1:{gate.ports['traefik']}/dashboard/")
+        routers = await page.wait_for(LOADED_ROUTERS)
+        assert {"chat@file", "api@internal", "dashboard@internal"} <= set(routers.split())
+        assert await page.wait_for(live_count(0, "chat@file")) == "0"
+
+        web = gate.ports["web"]
+        client_factory = WebSocketClientFactory(f"ws://127.0.0.1:{web}/chat/room")
+        client_factory.protocol = Client
+        client_factory.opened = defer.Deferred()
+        client_factory.closed = defer.Deferred()
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", web).connect(client_factory)
+        client = await within(client_factory.opened)
+        assert await page.wait_for(live_count(1, "chat@file")) == "1"
+
+        client.sendClose(1000)
+        assert await within(client_factory.closed) == 1000
+        assert await page.wait_for(live_count(0, "chat@file")) == "0"
+
+        await within(tools.call("Browser.close"))
+        await within(proto.ended)
+    finally:
+        gate.stop()
+        backend.stop()
+    backend.wait_for(r"closed /chat/room code=1000")

@@ -31,8 +31,14 @@ MAX_HEAD_BYTES = 64 * 1024
 IDLE_TIMEOUT = 60
 
 
+#: Told the status and body bytes of the answer (the data path records the request).
+AnswerReport = Callable[[int, int], None]
+
+
 class OneRequestChannel(HTTPChannel):
     """An HTTP channel that answers one request and closes (see the module docstring)."""
+
+    on_answered: AnswerReport | None = None
 
     def checkPersistence(self, request: Request, version: bytes) -> bool:
         request.responseHeaders.setRawHeaders(b"connection", [b"close"])
@@ -68,6 +74,8 @@ class _Dispatch(Protocol):
     or, for a WebSocket upgrade of a known path, to that path's protocol factory."""
 
     transport: Any
+    #: Set by the data path before the request arrives; passed on to the HTTP channel.
+    on_answered: AnswerReport | None = None
 
     def __init__(self, site: InternalSite, addr: Any) -> None:
         self.site = site
@@ -93,6 +101,8 @@ class _Dispatch(Protocol):
             inner = factory.buildProtocol(self.addr)
         else:
             inner = Site.buildProtocol(self.site, self.addr)
+            if inner is not None and self.on_answered is not None:
+                inner.on_answered = self.on_answered
         if inner is None:
             self.transport.loseConnection()
             return
@@ -134,7 +144,12 @@ class InternalSite(Site):
         return _Dispatch(self, addr)
 
     def log(self, request: Any) -> None:
-        """wsgate's access log records internal requests (with ``addInternals``), not this."""
+        """Called by twisted.web when a response is complete: the data path records it
+        (metrics and wsgate's access log, with ``addInternals``); twisted.web's own access
+        log is not written."""
+        report = getattr(request.channel, "on_answered", None)
+        if report is not None:
+            report(int(request.code), int(request.sentLength))
 
 
 class PathDispatch(Resource):
@@ -156,5 +171,5 @@ class PathDispatch(Resource):
         return b"404 page not found\n"
 
 
-__all__ = ["IDLE_TIMEOUT", "MAX_HEAD_BYTES", "InternalSite", "OneRequestChannel",
+__all__ = ["IDLE_TIMEOUT", "MAX_HEAD_BYTES", "AnswerReport", "InternalSite", "OneRequestChannel",
            "PathDispatch", "is_websocket_upgrade"]

@@ -56,7 +56,14 @@ class Drain:
         self.on_phase("draining")
         for ep in self.entrypoints:
             for conn in list(ep.connections):
-                conn.drain()
+                try:
+                    conn.drain()
+                except Exception:
+                    # One connection that cannot be drained must not leave the others
+                    # without their close frames: this one is cut now.
+                    log.failure("shutting down: draining a connection on {ep} failed; "
+                                "closing it", ep=getattr(ep, "name", "?"))
+                    conn.transport.abortConnection()
         deadline = self.clock.seconds() + self.grace
         while self.open_connections() and self.clock.seconds() < deadline:
             yield task.deferLater(self.clock, _POLL, lambda: None)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import directlyProvides, implementer, providedBy
 
 from wsgate.http.body import BodyReader
 from wsgate.http.errors import HTTPParseError
@@ -24,7 +25,7 @@ from wsgate.http.forwarding import forward_target, rewrite_request_head, rewrite
 from wsgate.http.head import BodyKind, RequestHead, ResponseHead
 from wsgate.http.parser import RequestHeadParser, ResponseHeadParser
 from wsgate.http.serialize import error_response, serialize_request, serialize_response
-from wsgate.middlewares import Answer, Defer, RequestContext
+from wsgate.middlewares import Answer, BodyTooLarge, Defer, RequestContext
 from wsgate.middlewares.base import text_answer
 from wsgate.ops.observer import (
     REASON_BACKEND_REFUSED,
@@ -33,6 +34,7 @@ from wsgate.ops.observer import (
     REASON_BAD_UPGRADE,
     REASON_CLIENT_GONE,
     REASON_INTERNAL,
+    REASON_LIMIT,
     REASON_MIDDLEWARE,
     REASON_NO_ROUTER,
     REASON_NO_SERVER,
@@ -55,6 +57,9 @@ log = Logger()
 
 #: Body bytes held while the backend connection is being opened; beyond it reading pauses.
 _PENDING_LIMIT = 256 * 1024
+
+#: Longest response head of an in-process service that the middlewares get to see.
+_MAX_INNER_HEAD = 64 * 1024
 
 #: Methods whose requests may be sent again when a reused connection fails (as Go's
 #: Request.isReplayable: the safe methods; others only with an Idempotency-Key).
@@ -276,13 +281,19 @@ class FrontendConnection(Protocol):
         connection's input until its answer is in."""
         from wsgate.middlewares.forward_auth_client import resolve
 
-        waiting = _Waiting(self)
+        waiting = _Waiting(self, head)
         self.exchange = waiting
         self.pending = rest + self.pending
         self.transport.pauseProducing()
-        d = resolve(verdict, reactor=self.ep.reactor, auth_client=self.ep.gateway.auth_client)
+        d = resolve(verdict, reactor=self.ep.reactor, auth_client=self.ep.gateway.auth_client,
+                    read_body=waiting.read_body)
 
         def failed(failure: Failure) -> Answer:
+            exc = failure.value
+            if isinstance(exc, HTTPParseError):  # the body a middleware wanted was broken
+                log.info("bad request body from {peer} for router {router}: {reason}",
+                         peer=self.client_ip, router=decision.router, reason=exc.reason)
+                return text_answer(exc.status)
             log.failure("middleware of router {router} failed", failure,
                         router=decision.router)
             return text_answer(500)
@@ -296,6 +307,13 @@ class FrontendConnection(Protocol):
             self.exchange = None
             pending, self.pending = self.pending, b""
             self.transport.resumeProducing()
+            if waiting.body_cut:
+                # Part of the body was read and dropped (too large): what follows cannot be
+                # told from a next request, so answer without a body and close.
+                head_ = head._replace(content_length=None, chunked=False,
+                                      connection=("close",))
+                self._after_chain(head_, forward, b"", decision, ctx, final, record)
+                return
             self._after_chain(head, forward, pending, decision, ctx, final, record)
             if self.exchange is None and self.relay is None and self.inner is None \
                     and not self.closing and not self._processing:
@@ -327,9 +345,7 @@ class FrontendConnection(Protocol):
                  record: RequestRecord) -> None:
         internal = decision.internal_factory
         if internal is not None:
-            if ctx is not None and decision.chain is not None:
-                self.inner_ctx = (decision.chain, ctx)
-            self._hand_over(internal, forward, rest, record)
+            self._hand_over(internal, forward, rest, record, decision, ctx)
             return
         service = decision.service
         if service is None:
@@ -375,21 +391,31 @@ class FrontendConnection(Protocol):
         answer.start(rest)
 
     def _hand_over(self, factory: Any, head: RequestHead, rest: bytes,
-                   record: RequestRecord | None = None) -> None:
+                   record: RequestRecord | None = None,
+                   decision: RouteDecision | None = None,
+                   ctx: RequestContext | None = None) -> None:
         """Give the connection to an in-process service; it sees the request from its start.
 
         A service that can say how it answered (``on_answered``, see wsgate.ops.internal) gets
         the request recorded like any other (metrics and access log, with addInternals).
+        The route's middlewares see the head of its response (a 101 included) as they see a
+        backend's, and are closed with the connection.
         """
         proto = factory.buildProtocol(self.transport.getPeer())
         if proto is None:
-            self._local_answer(head, rest, 503, record, REASON_INTERNAL)
+            self._local_answer(head, rest, 503, record, REASON_INTERNAL, decision, ctx)
             return
         if record is not None and hasattr(proto, "on_answered"):
             proto.on_answered = lambda status, size: self._internal_answered(record, status,
                                                                              size)
         self.inner = proto
-        proto.makeConnection(self.transport)
+        transport = self.transport
+        chain = decision.chain if decision is not None else None
+        if chain is not None and ctx is not None:
+            self.inner_ctx = (chain, ctx)
+            if any(m.wants_response for m in chain):
+                transport = _ResponseHeadFilter(transport, chain, ctx)
+        proto.makeConnection(transport)
         proto.dataReceived(serialize_request(head.method, head.target, head.headers,
                                              version=head.version) + rest)
 
@@ -437,20 +463,166 @@ class FrontendConnection(Protocol):
         self.relay = relay
 
 
-class _Waiting:
-    """Stands in for the exchange while a middleware's deferred work runs."""
+class _ResponseHeadFilter:
+    """The client transport as an in-process service writes to it: the head of its final
+    response (or 101) goes through the route's middlewares, as a backend's would; the rest
+    passes as it is. A head that cannot be parsed passes untouched."""
 
-    def __init__(self, conn: FrontendConnection) -> None:
+    def __init__(self, transport: Any, chain: Any, ctx: RequestContext) -> None:
+        self._transport = transport
+        self._chain = chain
+        self._ctx = ctx
+        self._buffer = b""
+        self._done = False
+        # Interface checks (ISSLTransport for isSecure...) see the real transport's.
+        directlyProvides(self, *providedBy(transport))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes) -> None:
+        if self._done:
+            self._transport.write(data)
+            return
+        self._buffer += data
+        while not self._done:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end == -1:
+                if len(self._buffer) > _MAX_INNER_HEAD:
+                    self._flush()
+                return
+            head, self._buffer = self._buffer[:end], self._buffer[end + 4:]
+            self._write_head(head)
+
+    def writeSequence(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+    def _write_head(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        headers = [(n.strip(), v.strip()) for n, sep, v in
+                   (line.partition(":") for line in lines[1:]) if sep]
+        if not (version.startswith("HTTP/") and code.isdigit()) or \
+                len(headers) != len(lines) - 1:
+            self._transport.write(head + b"\r\n\r\n")
+            self._flush()
+            return
+        status = int(code)
+        if 100 <= status < 200 and status != 101:
+            self._transport.write(head + b"\r\n\r\n")  # interim: the final head follows
+            return
+        headers = self._chain.on_response(self._ctx, status, headers)
+        self._transport.write(serialize_response(status, reason, headers,
+                                                 version=version[5:] or "1.1"))
+        self._flush()
+
+    def _flush(self) -> None:
+        self._done = True
+        buffered, self._buffer = self._buffer, b""
+        if buffered:
+            self._transport.write(buffered)
+
+    def loseConnection(self) -> None:
+        self._flush()
+        self._transport.loseConnection()
+
+
+class _Waiting:
+    """Stands in for the exchange while a middleware's deferred work runs.
+
+    It also reads the request body when a middleware asks for it (forwardAuth
+    ``forwardBody``): the body is read whole (up to the limit), handed to the middleware
+    decoded, and put back in front of the pending bytes as it came, so that the exchange or
+    the proxy's answer that follows reads it as usual.
+    """
+
+    def __init__(self, conn: FrontendConnection, head: RequestHead) -> None:
         self.conn = conn
+        self.head = head
+        self.body: BodyReader | None = None
+        self.body_limit = -1
+        self.raw: list[bytes] = []
+        self.payload: list[bytes] = []
+        self.body_wanted: defer.Deferred[Any] | None = None
+        #: Part of the body was consumed and not put back (too large, broken).
+        self.body_cut = False
+
+    def read_body(self, limit: int) -> defer.Deferred[Any]:
+        head = self.head
+        if head.content_length is not None and 0 <= limit < head.content_length:
+            # Known too large: refused without reading; the body is skipped as usual.
+            return defer.succeed(BodyTooLarge(limit))
+        self.body = BodyReader(head.body_kind, head.content_length or 0, decode_chunked=True)
+        self.body_limit = limit
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.body_wanted = d
+        conn = self.conn
+        data, conn.pending = conn.pending, b""
+        if head.expects_continue and not self.body.done and not data:
+            conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self._feed(data)
+        if self.body_wanted is not None:
+            conn.transport.resumeProducing()
+            conn._arm_timer(conn.ep.read_timeout, "reading the request body")
+        return d
+
+    def _feed(self, data: bytes) -> None:
+        body = self.body
+        assert body is not None
+        try:
+            payload, done, rest = body.feed(data)
+        except HTTPParseError as exc:
+            self.body_cut = True
+            self._fire_error(exc)
+            return
+        self.raw.append(data[:len(data) - len(rest)])
+        self.payload.append(payload)
+        if 0 <= self.body_limit < body.body_bytes:
+            self.body_cut = True
+            self._fire(BodyTooLarge(self.body_limit))
+            return
+        if done:
+            conn = self.conn
+            conn.pending = b"".join(self.raw) + rest + conn.pending
+            self._fire(b"".join(self.payload))
+
+    def _fire(self, result: object) -> None:
+        d, self.body_wanted = self.body_wanted, None
+        self.raw = []
+        self.payload = []
+        conn = self.conn
+        conn._cancel_timer()
+        if not conn.closed:
+            conn.transport.pauseProducing()
+        if d is not None:
+            d.callback(result)
+
+    def _fire_error(self, exc: Exception) -> None:
+        d, self.body_wanted = self.body_wanted, None
+        self.conn._cancel_timer()
+        if d is not None:
+            d.errback(Failure(exc))
 
     def client_data(self, data: bytes) -> None:
-        self.conn.hold(data)
+        if self.body_wanted is not None:
+            self._feed(data)
+        else:
+            self.conn.hold(data)
 
     def client_eof(self) -> None:
-        """The answer still goes out once the middleware decided."""
+        """The answer still goes out once the middleware decided (unless it waits for a body
+        that will not come)."""
+        if self.body_wanted is not None:
+            self.body_cut = True
+            self._fire_error(HTTPParseError(400, "connection closed before the end of the "
+                                                 "body"))
 
     def client_lost(self) -> None:
         """The decision finds the connection closed and releases the middlewares."""
+        if self.body_wanted is not None:
+            self.body_cut = True
+            self._fire_error(HTTPParseError(400, "connection lost before the end of the body"))
 
 
 class LocalAnswer:
@@ -511,6 +683,9 @@ class LocalAnswer:
 class Exchange:
     """One request forwarded to one backend server, and its response (or 101) back."""
 
+    #: This upgrade holds one of its router's wsgate.maxConnections places (until _release).
+    ws_slot = False
+
     def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
                  service: ProxyService, picked: tuple[LeafService, Backend, tuple[str, ...]],
                  *, forward: RequestHead | None = None, ctx: RequestContext | None = None,
@@ -554,6 +729,8 @@ class Exchange:
 
     # -- start ----------------------------------------------------------------------------------
     def start(self, rest: bytes) -> None:
+        if self.upgrade and not self._admit_websocket(rest):
+            return
         self.leaf, server, _ = self.picked
         self.server = server
         self.address = self.leaf.address_of(server)
@@ -572,6 +749,25 @@ class Exchange:
         if self.body is not None and not self.body.done and not self.done:
             # readTimeout covers the whole request, body included (as Go's ReadTimeout).
             self.conn._arm_timer(self.conn.ep.read_timeout, "reading the request body")
+
+    def _admit_websocket(self, rest: bytes) -> bool:
+        """wsgate.maxConnections: an upgrade over the router's open sessions is answered 429
+        before any backend is contacted."""
+        policy = self.decision.ws
+        limit = policy.max_connections if policy is not None else 0
+        if limit <= 0:
+            return True
+        if self.conn.ep.gateway.router_sessions.acquire(self.decision.router, limit):
+            self.ws_slot = True
+            return True
+        log.info("429 for {method} {target} on {ep}: router {router} has {limit} open "
+                 "WebSocket sessions (maxConnections)", method=self.head.method,
+                 target=self.head.target, ep=self.conn.ep.name, router=self.decision.router,
+                 limit=limit)
+        self.done = self.ended = True
+        self.conn._local_answer(self.head, rest, 429, self.record, REASON_LIMIT,
+                                self.decision, self.ctx)
+        return False
 
     def _connect_failed(self, failure: Failure) -> None:
         exc = failure.value
@@ -732,7 +928,8 @@ class Exchange:
         extensions = (head.get("Sec-WebSocket-Extensions") or "").lower()
         relay = WebSocketRelay(self.conn.transport, self.backend.transport,
                                deflate="permessage-deflate" in extensions,
-                               on_done=self._relay_done)
+                               on_done=self._relay_done, policy=self.decision.ws,
+                               clock=self.conn.ep.reactor, name=self.decision.router)
         self.backend.listener = _RelayBackend(relay)
         self.conn.become_relay(relay)
         gateway = self.conn.ep.gateway
@@ -967,6 +1164,9 @@ class Exchange:
         if self.server is not None:
             self.leaf.release(self.server)
             self.server = None
+        if self.ws_slot:
+            self.ws_slot = False
+            self.conn.ep.gateway.router_sessions.release(self.decision.router)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
