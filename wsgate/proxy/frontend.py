@@ -332,9 +332,11 @@ class FrontendConnection(Protocol):
         if isinstance(verdict, Answer):
             keep = head.keep_alive and not head.is_upgrade
             payload = verdict.serialize(head_request=head.method == "HEAD", close=not keep)
+            # Released first: the answer may go straight on to the next pipelined request,
+            # which must find the slots of this one (inFlightReq) free.
+            chain.on_close(ctx)
             self._local_answer(head, rest, verdict.status, record, REASON_MIDDLEWARE,
                                payload=payload)
-            chain.on_close(ctx)
             return
         if ctx.modified:
             forward = ctx.to_head()
@@ -642,7 +644,8 @@ class LocalAnswer:
     def _response(self, close: bool) -> bytes:
         if self.payload is not None:
             return self.payload
-        return error_response(self.status, close=close, headers=self.headers)
+        return _for_method(self.head.method,
+                           error_response(self.status, close=close, headers=self.headers))
 
     def start(self, rest: bytes) -> None:
         if self.head.expects_continue and not self.body.done and not rest:
@@ -1114,7 +1117,8 @@ class Exchange:
             headers: list[tuple[str, str]] = []
             if self.chain is not None and self.ctx is not None:
                 headers = self.chain.on_response(self.ctx, exc.status, headers)
-            answer = error_response(exc.status, close=not keep, headers=headers)
+            answer = _for_method(self.head.method,
+                                 error_response(exc.status, close=not keep, headers=headers))
             transport.write(answer)
             if self.record is not None:
                 self.record.response_bytes = _body_size(answer)
@@ -1193,6 +1197,14 @@ def _body_size(response: bytes) -> int:
     them, as Traefik counts what its own 404 or 502 handler writes)."""
     end = response.find(b"\r\n\r\n")
     return len(response) - end - 4 if end != -1 else 0
+
+
+def _for_method(method: str, response: bytes) -> bytes:
+    """A proxy-made response as sent for ``method``: a HEAD request gets the head only
+    (RFC 9110 §9.3.2), its Content-Length still telling the size of the body."""
+    if method == "HEAD":
+        return response[: response.index(b"\r\n\r\n") + 4]
+    return response
 
 
 def _failure_reason(exc: UpstreamError) -> str:
