@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import types
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import Logger
 
+from wsgate.config.dynamic import RouterExtension, Service
 from wsgate.config.dynamic import ServersTransport as DynamicServersTransport
-from wsgate.config.dynamic import Service
+from wsgate.config.errors import Diagnostic
 from wsgate.config.runtime import RuntimeConfig, ServiceInfo
 from wsgate.config.static import ServersTransport as StaticServersTransport
 from wsgate.internal.registry import ServiceRegistry
@@ -24,6 +26,7 @@ from wsgate.middlewares import MiddlewareError, build_chain
 from wsgate.ops.observer import NOOP_OBSERVER, Observer
 from wsgate.proxy.backend import BackendAddress, BackendPool, Connector, parse_backend_url
 from wsgate.proxy.balancer import Backend, UnsupportedStrategyError, build_load_balancer
+from wsgate.proxy.dataplan import plan_for
 from wsgate.proxy.health import HealthChecks
 from wsgate.proxy.routing import (
     LeafService,
@@ -32,6 +35,7 @@ from wsgate.proxy.routing import (
     RoutingTable,
     WeightedService,
 )
+from wsgate.proxy.session_limits import RouterSessionCounts
 from wsgate.proxy.sessions import OpenRelays
 from wsgate.proxy.sticky import StickyCookie
 from wsgate.rules import Route, build_muxer
@@ -42,6 +46,9 @@ from wsgate.tls.server import ServerTLS, build_server_tls
 log = Logger()
 
 DEFAULT_TRANSPORT = "default@internal"
+#: The close sent to both sides of a session whose server a reload removed.
+SERVER_REMOVED_CODE = 1001
+SERVER_REMOVED_REASON = "server removed"
 
 
 class TransportRuntime:
@@ -78,6 +85,20 @@ def sticky_cookie(service: str, sticky: Any) -> StickyCookie | None:
         domain=cookie.domain or None)
 
 
+def _disable_routers(runtime: RuntimeConfig, errors: dict[str, str]) -> RuntimeConfig:
+    """The runtime configuration with routers whose middlewares failed marked disabled."""
+    if not errors:
+        return runtime
+    routers = dict(runtime.routers)
+    for name, message in errors.items():
+        info = routers.get(name)
+        if info is not None:
+            routers[name] = dataclasses.replace(
+                info, status="disabled",
+                errors=(*info.errors, Diagnostic(message, f"http.routers.{name}")))
+    return dataclasses.replace(runtime, routers=types.MappingProxyType(routers))
+
+
 class Gateway:
     """Holds what the data path reads; ``apply`` swaps in a new configuration."""
 
@@ -102,6 +123,8 @@ class Gateway:
         self._generated_pair: KeyPair | None = None
         #: Open WebSocket relays by (service, server URL), kept by the data path.
         self.open_relays = OpenRelays()
+        #: Open WebSocket sessions per router (wsgate.maxConnections), kept by the data path.
+        self.router_sessions = RouterSessionCounts()
         #: Health checkers of loadBalancer services; the data path reports attempts here.
         self.health = HealthChecks(reactor, observer=lambda: self.observer,
                                    sessions=self.open_relays)
@@ -119,6 +142,8 @@ class Gateway:
     def apply(self, runtime: RuntimeConfig) -> None:
         """Build a routing table for ``runtime`` and make it current in one assignment."""
         transports = self._build_transports(runtime)
+        #: Routers disabled because a middleware cannot be built (shown by the API).
+        self._chain_errors: dict[str, str] = {}
         services: dict[str, tuple[Service | None, ProxyService]] = {}
         decisions: dict[tuple[str, tuple[str, ...]], RouteDecision | None] = {}
         muxers = {}
@@ -133,9 +158,11 @@ class Gateway:
                         decision = decisions[key]
                     else:
                         decision = self._decision(runtime, route.router, route.service,
-                                                  services, transports)
+                                                  services, transports,
+                                                  ws=route.config.wsgate)
                         if decision is not None and route.middlewares:
-                            decision = self._with_chain(runtime, decision, route.middlewares)
+                            decision = self._with_chain(runtime, decision, route.middlewares,
+                                                        services, transports)
                         decisions[key] = decision
                     if decision is None:
                         continue
@@ -145,12 +172,41 @@ class Gateway:
                     muxers[(ep, tls)] = build_muxer(entries)
         server_tls = build_server_tls(runtime, default_pair=self.default_key_pair,
                                       previous=self.server_tls)
+        previous = self.runtime
         self._transports = transports
         self._services = services
-        self.runtime = runtime
+        self.runtime = _disable_routers(runtime, self._chain_errors)
         self.server_tls = server_tls
         self.routing = RoutingTable(muxers)
         self.health.update(services)
+        if previous is not None:
+            self._close_removed_servers(previous, runtime)
+
+    def _close_removed_servers(self, previous: RuntimeConfig, runtime: RuntimeConfig) -> None:
+        """wsgate.closeOnServerRemoval: close (1001) the WebSockets of servers that the new
+        configuration removed; the new configuration's flag decides, or the previous one's
+        when the load balancer is gone. Without it sessions keep flowing (as in Traefik)."""
+        for name, info in previous.services.items():
+            old_lb = info.config.load_balancer if info.config is not None else None
+            if old_lb is None:
+                continue
+            new_info = runtime.services.get(name)
+            new_lb = None
+            if new_info is not None and new_info.config is not None:
+                new_lb = new_info.config.load_balancer
+            policy = new_lb if new_lb is not None else old_lb
+            if not policy.wsgate.close_on_server_removal:
+                continue
+            kept = {server.url for server in new_lb.servers} if new_lb is not None else set()
+            for url in dict.fromkeys(server.url for server in old_lb.servers):
+                if url in kept:
+                    continue
+                closed = self.open_relays.close_server(name, url, SERVER_REMOVED_CODE,
+                                                       SERVER_REMOVED_REASON)
+                if closed:
+                    log.info("service {name}: server {url} removed; closing its {n} "
+                             "WebSocket session(s) (closeOnServerRemoval)",
+                             name=name, url=url, n=closed)
 
     def _build_transports(self, runtime: RuntimeConfig) -> dict[str, TransportRuntime]:
         out = {DEFAULT_TRANSPORT: self._transports[DEFAULT_TRANSPORT]}
@@ -171,28 +227,42 @@ class Gateway:
         return self._auth_client
 
     def _with_chain(self, runtime: RuntimeConfig, decision: RouteDecision,
-                    names: tuple[str, ...]) -> RouteDecision | None:
-        """The decision with its middleware chain; None disables the router (as Traefik)."""
+                    names: tuple[str, ...],
+                    services: dict[str, tuple[Service | None, ProxyService]],
+                    transports: dict[str, TransportRuntime]) -> RouteDecision | None:
+        """The decision with its middleware chain and what the data path must do for it
+        (:mod:`wsgate.proxy.dataplan`); None disables the router (as Traefik)."""
         try:
             chain = build_chain(names, runtime, router=decision.router,
                                 clock=self.reactor.seconds,  # type: ignore[attr-defined]
                                 cache=self._middleware_cache)
         except MiddlewareError as exc:
+            self._chain_errors[decision.router] = str(exc)
             log.error("router {router} disabled: {error}", router=decision.router,
                       error=str(exc))
             return None
         for warning in chain.warnings:
             log.warn("router {router}: {warning}", router=decision.router, warning=warning)
-        return dataclasses.replace(decision, chain=chain)
+
+        def resolve(name: str) -> ProxyService | None:
+            service = self._service(runtime, name, services, transports, depth=0)
+            if service is None:
+                log.warn("router {router}: error page service {service} is not usable; its "
+                         "errors middleware catches nothing", router=decision.router,
+                         service=name)
+            return service
+
+        return dataclasses.replace(decision, chain=chain, plan=plan_for(chain, resolve))
 
     def _decision(self, runtime: RuntimeConfig, router: str, service_name: str,
                   services: dict[str, tuple[Service | None, ProxyService]],
-                  transports: dict[str, TransportRuntime]) -> RouteDecision:
+                  transports: dict[str, TransportRuntime], *,
+                  ws: RouterExtension | None = None) -> RouteDecision:
         factory = self.registry.get(service_name)
         if factory is not None:
-            return RouteDecision(router, service_name, internal_factory=factory)
+            return RouteDecision(router, service_name, internal_factory=factory, ws=ws)
         service = self._service(runtime, service_name, services, transports, depth=0)
-        return RouteDecision(router, service_name, service=service)
+        return RouteDecision(router, service_name, service=service, ws=ws)
 
     def _service(self, runtime: RuntimeConfig, name: str,
                  services: dict[str, tuple[Service | None, ProxyService]],
