@@ -2,8 +2,8 @@
 and an optional ``retryExpression``.
 
 The decision part here refuses, with 413, a request whose Content-Length is above
-``maxRequestBodyBytes`` (the data path must also stop a chunked body at that size with 413),
-and evaluates ``retryExpression`` (functions ``Attempts()``, ``ResponseCode()``,
+``maxRequestBodyBytes``, has a chunked body read whole first (413 when it goes past that
+size), and evaluates ``retryExpression`` (functions ``Attempts()``, ``ResponseCode()``,
 ``RequestMethod()``, ``IsNetworkError()``; e.g. ``IsNetworkError() && Attempts() < 2``) for
 the data path, which owns the buffers. Upgrades are never buffered: a 101 passes as is.
 """
@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wsgate.config.dynamic import Buffering
-from wsgate.middlewares.base import PASS, Decision, Middleware, RequestContext, text_answer
+from wsgate.middlewares.base import (
+    PASS,
+    BodyTooLarge,
+    Decision,
+    Defer,
+    Middleware,
+    ReadBody,
+    RequestContext,
+    text_answer,
+)
 from wsgate.middlewares.errors import MiddlewareError
 from wsgate.middlewares.predicate import Function, PredicateError, compile_predicate
 
@@ -58,9 +67,17 @@ class BufferingMiddleware(Middleware):
 
     def on_request(self, ctx: RequestContext) -> Decision:
         limit = self.max_request_body_bytes
-        if limit > 0 and ctx.content_length is not None and ctx.content_length > limit:
+        if limit <= 0 or ctx.is_upgrade:
+            return PASS
+        if ctx.content_length is not None and ctx.content_length > limit:
             return self._too_large
+        if ctx.chunked and ctx.body is None:
+            # A chunked body tells its size only at its end: read it whole first.
+            return Defer(ReadBody(limit), self._with_body)
         return PASS
+
+    def _with_body(self, got: object) -> Decision:
+        return self._too_large if isinstance(got, BodyTooLarge) else PASS
 
     def should_retry(self, *, method: str, attempt: int, status: int) -> bool:
         """After attempt number ``attempt`` answered ``status`` (502/504 for a network
