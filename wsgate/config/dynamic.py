@@ -167,31 +167,35 @@ class RouterExtension:
 
     idle_timeout: Duration = key(
         "idleTimeout", Duration(0.0), wsgate=True,
-        doc="Close a WebSocket session (1001) after this long without a frame in either "
-            "direction. 0: never.")
+        doc="Close a WebSocket session with 1001 after this long without a frame in either "
+            "direction (the proxy's own pings and their pongs do not count). Detected within "
+            "a quarter of the value. 0: never.")
     ping_interval: Duration = key(
         "pingInterval", Duration(0.0), wsgate=True,
-        doc="Send a ping to the client after this long without a frame from it. 0: never.")
+        doc="Send a ping to the client this often (one at a time, between two frames); the "
+            "pong that answers it is not passed to the backend. 0: never.")
     ping_timeout: Duration = key(
         "pingTimeout", Duration(0.0), wsgate=True,
-        doc="Close the session when no pong (or other frame) arrives this long after a ping; "
-            "0 means the same as pingInterval. Needs pingInterval.")
+        doc="Close the session with 1011 when the pong has not arrived this long after its "
+            "ping was written; 0 means the same as pingInterval. Needs pingInterval.")
     max_lifetime: Duration = key(
         "maxLifetime", Duration(0.0), wsgate=True,
-        doc="Close a session (1001) once it is this old. 0: never.")
+        doc="Close a session with 1001 once it is this old, give or take 10% (random per "
+            "session, so that sessions opened together do not end together). 0: never.")
     max_message_size: int = key(
         "maxMessageSize", 0, wsgate=True,
-        doc="Largest message, in bytes, in either direction; a larger one closes the "
-            "session with 1009. 0: unlimited.")
+        doc="Largest message, in payload bytes over all its fragments (compressed size under "
+            "permessage-deflate), in either direction; a larger one is not relayed and both "
+            "sides get 1009. 0: unlimited.")
     max_connections: int = key(
         "maxConnections", 0, wsgate=True,
-        doc="Most WebSocket sessions open at once through this router; the next handshake "
-            "gets 503. 0: unlimited.")
+        doc="Most WebSocket sessions open (or being opened) at once through this router; the "
+            "next upgrade request is answered 429 without contacting a backend. 0: unlimited.")
     max_messages_per_second: float = key(
         "maxMessagesPerSecond", 0.0, wsgate=True,
-        doc="Most messages per second a client may send on one session (averaged over one "
-            "second, burst of the same size); above it the session is closed with 1008. "
-            "0: unlimited.")
+        doc="Most data messages per second a client may send on one session: a token bucket "
+            "of one second's worth (at least 1), refilled continuously. The message over it "
+            "is not relayed and both sides get 1008. 0: unlimited.")
     forwarded_proto_for_upgrade: Literal["ws", "http"] = key(
         "forwardedProtoForUpgrade", "ws", wsgate=True,
         doc="X-Forwarded-Proto sent on upgrade requests: `ws` gives ws/wss (Traefik), "

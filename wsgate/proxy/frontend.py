@@ -10,6 +10,7 @@ answered in order. An upgrade that the backend accepts with 101 turns the connec
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -20,13 +21,15 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from wsgate.http.body import BodyReader
+from wsgate.http.coding import HeldBody, StreamShaper, make_encoder
 from wsgate.http.errors import HTTPParseError
 from wsgate.http.forwarding import forward_target, rewrite_request_head, rewrite_response_headers
 from wsgate.http.head import BodyKind, RequestHead, ResponseHead
-from wsgate.http.parser import RequestHeadParser, ResponseHeadParser
+from wsgate.http.parser import RequestHeadParser, ResponseHeadParser, build_request_head
 from wsgate.http.serialize import error_response, serialize_request, serialize_response
 from wsgate.middlewares import Answer, BodyTooLarge, Defer, RequestContext
 from wsgate.middlewares.base import text_answer
+from wsgate.middlewares.gocompat import status_text
 from wsgate.ops.observer import (
     REASON_BACKEND_REFUSED,
     REASON_BACKEND_TIMEOUT,
@@ -49,7 +52,9 @@ from wsgate.rules import RouteRequest
 from wsgate.websocket import CloseCode
 
 if TYPE_CHECKING:
+    from wsgate.middlewares.error_pages import ErrorPagesMiddleware
     from wsgate.proxy.balancer import Backend
+    from wsgate.proxy.dataplan import DataPlan
     from wsgate.proxy.entrypoint import EntryPointRuntime
     from wsgate.proxy.routing import LeafService, ProxyService, RouteDecision
 
@@ -60,6 +65,10 @@ _PENDING_LIMIT = 256 * 1024
 
 #: Longest response head of an in-process service that the middlewares get to see.
 _MAX_INNER_HEAD = 64 * 1024
+
+#: Request headers not passed to an error page service: framing, hop-by-hop, the upgrade.
+_NOT_FOR_PAGES = frozenset(("connection", "upgrade", "keep-alive", "te", "trailer",
+                            "transfer-encoding", "content-length", "expect"))
 
 #: Methods whose requests may be sent again when a reused connection fails (as Go's
 #: Request.isReplayable: the safe methods; others only with an Idempotency-Key).
@@ -561,12 +570,15 @@ class _Waiting:
         self.body_wanted = d
         conn = self.conn
         data, conn.pending = conn.pending, b""
-        if head.expects_continue and not self.body.done and not data:
+        if head.expects_continue and not self.body.done and not data and not conn.closed:
             conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._feed(data)
         if self.body_wanted is not None:
-            conn.transport.resumeProducing()
-            conn._arm_timer(conn.ep.read_timeout, "reading the request body")
+            if conn.closed or conn.read_closed:  # the rest of the body can never come
+                self.client_eof()
+            else:
+                conn.transport.resumeProducing()
+                conn._arm_timer(conn.ep.read_timeout, "reading the request body")
         return d
 
     def _feed(self, data: bytes) -> None:
@@ -688,6 +700,22 @@ class Exchange:
 
     #: This upgrade holds one of its router's wsgate.maxConnections places (until _release).
     ws_slot = False
+    #: What the route's middlewares ask of the data path (None: nothing, the fast path).
+    plan: DataPlan | None = None
+    #: Attempts made so far (retry, buffering's retryExpression).
+    attempts = 1
+    #: The waits between attempts (retry's backoff), made on the first retry.
+    backoff: Iterator[float] | None = None
+    #: A copy of the request body as sent, to send it again (None: not kept, or too large).
+    replay: list[bytes] | None = None
+    replay_len = 0
+    #: The encoding chosen for the response (compress), from the request.
+    encoding: str | None = None
+    #: Reshapes the response body (compress, buffering's maxResponseBodyBytes).
+    shaper: StreamShaper | HeldBody | None = None
+    #: errors: the status the client gets while the error page is fetched (0: no page).
+    page_code = 0
+    page_origin = 0
 
     def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
                  service: ProxyService, picked: tuple[LeafService, Backend, tuple[str, ...]],
@@ -729,11 +757,31 @@ class Exchange:
         self.reused = False
         #: The backend sent at least one byte for this request.
         self.answered = False
+        if ctx is not None and decision.plan is not None:
+            self._plan(decision.plan)
+
+    def _plan(self, plan: DataPlan) -> None:
+        self.plan = plan
+        if plan.compress is not None and not self.upgrade:
+            assert self.ctx is not None
+            self.encoding = plan.compress.encoding_for(self.ctx)
+        if (plan.replay_limit > 0 and self.body is not None
+                and self.body.kind is not BodyKind.NONE):
+            self.replay = []
 
     # -- start ----------------------------------------------------------------------------------
     def start(self, rest: bytes) -> None:
         if self.upgrade and not self._admit_websocket(rest):
             return
+        self._dial()
+        if rest:
+            self.client_data(rest)
+        if self.body is not None and not self.body.done and not self.done:
+            # readTimeout covers the whole request, body included (as Go's ReadTimeout).
+            self.conn._arm_timer(self.conn.ep.read_timeout, "reading the request body")
+
+    def _dial(self) -> None:
+        """Take the picked server: a pooled connection to it, or a new one."""
         self.leaf, server, _ = self.picked
         self.server = server
         self.address = self.leaf.address_of(server)
@@ -747,11 +795,6 @@ class Exchange:
         else:
             d = self.leaf.connect(self.address)
             d.addCallbacks(self._backend_ready, self._connect_failed)
-        if rest:
-            self.client_data(rest)
-        if self.body is not None and not self.body.done and not self.done:
-            # readTimeout covers the whole request, body included (as Go's ReadTimeout).
-            self.conn._arm_timer(self.conn.ep.read_timeout, "reading the request body")
 
     def _admit_websocket(self, rest: bytes) -> bool:
         """wsgate.maxConnections: an upgrade over the router's open sessions is answered 429
@@ -776,6 +819,9 @@ class Exchange:
         exc = failure.value
         if not isinstance(exc, UpstreamError):
             exc = UpstreamError(502, failure.getErrorMessage(), backend=str(self.address))
+        if self.plan is not None and self._retry(exc.status, exc.reason, network_error=True,
+                                                 request_sent=False):
+            return
         self._fail(exc)
 
     def _backend_ready(self, backend: BackendConnection) -> None:
@@ -818,6 +864,8 @@ class Exchange:
     # -- client side ----------------------------------------------------------------------------
     def client_data(self, data: bytes) -> None:
         if self.upgrade:
+            if self.page_code:
+                return  # the handshake failed: nothing goes to the error page service
             forward, surplus = data, b""
         elif self.body is not None and not self.body.done:
             try:
@@ -832,6 +880,8 @@ class Exchange:
         else:
             forward, surplus = b"", data
         if forward:
+            if self.replay is not None:
+                self._keep(forward)
             if self.backend is not None:
                 self.backend.transport.write(forward)
             else:
@@ -900,7 +950,7 @@ class Exchange:
                 self._switch(head, data)
                 return
             self._start_response(head)
-            if data:
+            if data and self.response is head:  # not when the response was set aside
                 self._read_body(data)
             return
 
@@ -964,6 +1014,8 @@ class Exchange:
             self.chain.on_close(self.ctx)
 
     def _start_response(self, head: ResponseHead) -> None:
+        if self.plan is not None and self._divert(head):
+            return
         client_keep = self.head.keep_alive and not self.upgrade
         kind = head.body_kind
         # An HTTP/1.0 client cannot read chunked coding (RFC 9112 §6.1): it gets the decoded
@@ -973,25 +1025,29 @@ class Exchange:
             client_keep = False
         self.response_keep_alive = client_keep
         headers = rewrite_response_headers(head.headers)
+        status = self.page_code or head.status
         if self.chain is not None and self.ctx is not None:
-            headers = self.chain.on_response(self.ctx, head.status, headers)
+            headers = self.chain.on_response(self.ctx, status, headers)
         for cookie in self.set_cookies:
             headers.append(("Set-Cookie", cookie))
         if self.record is not None:
-            self.record.status = self.record.origin_status = head.status
+            self.record.status = status
+            self.record.origin_status = self.page_origin or head.status
         health = self.conn.ep.gateway.health
         if head.status >= 500:
             health.record_failure(self.leaf.name, self.server_url)
         else:
             health.record_success(self.leaf.name, self.server_url)
+        if self.plan is not None and self._shape(head, status, headers, client_keep):
+            return
         if kind is BodyKind.CHUNKED and not dechunk:
             headers.append(("Transfer-Encoding", "chunked"))
         if not client_keep:
             headers.append(("Connection", "close"))
         elif self.head.version == "1.0":
             headers.append(("Connection", "keep-alive"))
-        self.conn.transport.write(serialize_response(head.status, head.reason, headers,
-                                                     version="1.1"))
+        reason = head.reason if status == head.status else status_text(status)
+        self.conn.transport.write(serialize_response(status, reason, headers, version="1.1"))
         self.response_body = BodyReader(kind, head.content_length or 0, status=502,
                                         decode_chunked=dechunk)
         if self.response_body.done:
@@ -1012,7 +1068,14 @@ class Exchange:
             self.conn.transport.abortConnection()
             return
         if forward:
-            self.conn.transport.write(forward)
+            shaper = self.shaper
+            if shaper is not None:
+                forward = shaper.feed(forward)
+                if shaper.failed:
+                    self._response_too_large()
+                    return
+            if forward:
+                self.conn.transport.write(forward)
         if self.response_body.done:
             if extra:
                 log.info("backend {backend} sent {n} bytes after its response; not reusing it",
@@ -1038,9 +1101,12 @@ class Exchange:
             d.addCallbacks(self._backend_ready, self._connect_failed)
             return
         if self.response is None or self.response.is_informational:
-            self._fail(UpstreamError(502, "connection closed before a response: "
-                                          f"{reason.getErrorMessage()}",
-                                     backend=str(self.address)))
+            why = f"connection closed before a response: {reason.getErrorMessage()}"
+            if self.plan is not None:
+                self.backend = None
+                if self._retry(502, why, network_error=True, request_sent=True):
+                    return
+            self._fail(UpstreamError(502, why, backend=str(self.address)))
             return
         assert self.response_body is not None
         if self.response_body.kind is BodyKind.UNTIL_CLOSE:
@@ -1066,14 +1132,242 @@ class Exchange:
 
     def _response_timed_out(self) -> None:
         self.timer = None
-        self._fail(UpstreamError(504, "no response head within responseHeaderTimeout",
-                                 backend=str(self.address)))
+        why = "no response head within responseHeaderTimeout"
+        if self.plan is not None and self._retry(504, why, network_error=True,
+                                                 request_sent=True):
+            return
+        self._fail(UpstreamError(504, why, backend=str(self.address)))
+
+    # -- what the route's middlewares ask (retry, buffering, compress, errors) -----------------
+    def _keep(self, data: bytes) -> None:
+        """Keep a copy of request body bytes for a replay, up to the plan's limit."""
+        assert self.plan is not None and self.replay is not None
+        self.replay_len += len(data)
+        if self.replay_len > self.plan.replay_limit:
+            self.replay = None
+        else:
+            self.replay.append(data)
+
+    def _retry(self, status: int, why: str, *, network_error: bool,
+               request_sent: bool) -> bool:
+        """After a failed attempt (``status``: the backend's, or 502/504 for a network
+        error), send the request again if retry or buffering's retryExpression says so, to a
+        server picked again, after retry's backoff. False: the failure stands."""
+        plan = self.plan
+        assert plan is not None
+        if self.done or self.ended or self.page_code or not plan.retries(self.upgrade):
+            return False
+        body = self.body
+        if body is None or body.kind is BodyKind.NONE or not request_sent:
+            replayable = True  # nothing to send again, or all of it is still held
+        else:
+            replayable = body.done and self.replay is not None
+        method = self.head.method
+        retry = plan.retry
+        again = retry is not None and retry.should_retry(
+            attempt=self.attempts, method=method, elapsed=time.monotonic() - self.started_at,
+            status=None if network_error else status, network_error=network_error,
+            request_sent=request_sent, body_replayable=replayable)
+        buffering = plan.buffering
+        if not again and buffering is not None and not self.upgrade and replayable:
+            again = buffering.should_retry(method=method, attempt=self.attempts, status=status)
+        if not again:
+            return False
+        wait: float | None = 0.0
+        if retry is not None:
+            if self.backoff is None:
+                self.backoff = retry.backoff()
+            wait = next(self.backoff, None)
+            if wait is None:
+                return False
+        service = self.service
+        cookies = parse_cookies(self.head.get_all("Cookie")) if service.sticky else None
+        picked = service.pick_leaf(self.conn.client_ip, cookies)
+        if picked is None:
+            return False
+        log.info("{method} {target} on {ep}: {why} from {backend}; attempt {n} in {wait:.3f}s",
+                 method=method, target=self.head.target, ep=self.conn.ep.name, why=why,
+                 backend=self.address, n=self.attempts + 1, wait=wait)
+        if network_error or status >= 500:
+            self.conn.ep.gateway.health.record_failure(self.leaf.name, self.server_url)
+        self._set_aside()
+        self.attempts += 1
+        if self.record is not None:
+            self.record.retry_attempts = self.attempts - 1
+        self.picked = picked
+        self.set_cookies = picked[2]
+        self.response_parser = ResponseHeadParser(method)
+        if request_sent and self.replay is not None:
+            self.buffered = list(self.replay)
+            self.buffered_len = self.replay_len
+        if wait:
+            self.timer = self.conn.ep.reactor.callLater(wait, self._redial)
+        else:
+            self._dial()
+        return True
+
+    def _redial(self) -> None:
+        self.timer = None
+        if not (self.done or self.ended or self.conn.closed):
+            self._dial()
+
+    def _set_aside(self) -> None:
+        """Drop the current attempt: its connection (never reused), its server and whatever
+        it answered."""
+        self._abort_backend()
+        self._cancel_timer()
+        if self.server is not None:
+            self.leaf.release(self.server)
+            self.server = None
+        self.response = None
+        self.answered = False
+        self.reused = False
+        self.backend_reusable = True
+
+    def _divert(self, head: ResponseHead) -> bool:
+        """A final response head other than a 101, before anything of it is sent: whether
+        it is set aside for another attempt or for an error page."""
+        plan = self.plan
+        assert plan is not None
+        if self.page_code:
+            return False  # the error page itself is relayed as it comes
+        status = head.status
+        if self._retry(status, f"status {status}", network_error=False, request_sent=True):
+            return True
+        return self._catch(status)
+
+    def _catch(self, status: int) -> bool:
+        """errors: whether a response (the backend's, or the proxy's 502/504) of ``status``
+        is replaced by an error page, now being fetched."""
+        plan = self.plan
+        assert plan is not None
+        if plan.errors and self.head.method != "HEAD" and (self.body is None
+                                                          or self.body.done):
+            for mw, service in plan.errors:
+                if service is not None and mw.catches(status):
+                    return self._fetch_page(mw, service, status)
+        return False
+
+    def _fetch_page(self, mw: ErrorPagesMiddleware, service: ProxyService,
+                    status: int) -> bool:
+        """errors: ask ``service`` for the page that replaces a response of ``status``; its
+        answer goes to the client with the status kept (or rewritten)."""
+        picked = service.pick_leaf(self.conn.client_ip, None)
+        if picked is None:
+            log.warn("errors middleware {name}: service {service} has no available server; "
+                     "the {status} response is sent as it is", name=mw.name,
+                     service=mw.service, status=status)
+            return False
+        assert self.ctx is not None
+        method, target, headers = mw.page_request(self.ctx, status)
+        headers = [(n, v) for n, v in headers if n.lower() not in _NOT_FOR_PAGES]
+        try:
+            forward = build_request_head(method, target, "1.1", tuple(headers))
+        except HTTPParseError as exc:
+            log.warn("errors middleware {name}: cannot request {target}: {reason}",
+                     name=mw.name, target=target, reason=exc.reason)
+            return False
+        if status >= 500:
+            self.conn.ep.gateway.health.record_failure(self.leaf.name, self.server_url)
+        self._set_aside()
+        self.page_code = mw.page_status(status)
+        self.page_origin = status
+        self.forward = forward
+        self.service = service
+        self.picked = picked
+        self.set_cookies = ()
+        self.response_parser = ResponseHeadParser(method)
+        self.buffered = []
+        self.buffered_len = 0
+        self.replay = None
+        self._dial()
+        return True
+
+    def _shape(self, head: ResponseHead, status: int, headers: list[tuple[str, str]],
+               client_keep: bool) -> bool:
+        """compress and buffering's maxResponseBodyBytes: write the response through a
+        shaper (the head now, or with the body at its end). False: relay it as it is."""
+        plan = self.plan
+        assert plan is not None
+        kind = head.body_kind
+        if kind is BodyKind.NONE or self.upgrade:
+            return False
+        encoding = None
+        compress = plan.compress
+        if self.encoding is not None and compress is not None:
+            length = head.content_length if kind is BodyKind.LENGTH else None
+            if compress.compresses(status, headers, length):
+                encoding = self.encoding
+        limit = plan.max_response_body
+        if encoding is None and limit <= 0:
+            return False
+        if limit > 0 and kind is BodyKind.LENGTH and (head.content_length or 0) > limit:
+            self._response_too_large()
+            return True
+        headers = [(n, v) for n, v in headers
+                   if n.lower() not in ("content-length", "transfer-encoding")]
+        if encoding is not None:
+            headers = [(n, v) for n, v in headers if n.lower() != "accept-ranges"]
+            headers.append(("Content-Encoding", encoding))
+            varies = ",".join(v for n, v in headers if n.lower() == "vary").lower()
+            if "accept-encoding" not in varies and "*" not in varies:
+                headers.append(("Vary", "Accept-Encoding"))
+        reason = head.reason if status == head.status else status_text(status)
+        version10 = self.head.version == "1.0"
+        encoder = None
+        if encoding is not None:
+            encoder = make_encoder(encoding, flush=kind is not BodyKind.LENGTH)
+
+        def framing(keep: bool) -> list[tuple[str, str]]:
+            if not keep:
+                return [("Connection", "close")]
+            return [("Connection", "keep-alive")] if version10 else []
+
+        if limit > 0:
+            def head_bytes(length: int) -> bytes:
+                return serialize_response(status, reason, [
+                    *headers, ("Content-Length", str(length)), *framing(client_keep)])
+
+            self.shaper = HeldBody(limit, head_bytes, encoder)
+        else:
+            assert encoder is not None
+            # The length changes: chunked coding, or the end of the connection for an
+            # HTTP/1.0 client.
+            if version10:
+                client_keep = False
+            else:
+                headers.append(("Transfer-Encoding", "chunked"))
+            self.conn.transport.write(serialize_response(
+                status, reason, [*headers, *framing(client_keep)]))
+            self.shaper = StreamShaper(encoder, chunked=not version10)
+        self.response_keep_alive = client_keep
+        self.response_body = BodyReader(kind, head.content_length or 0, status=502,
+                                        decode_chunked=True)
+        if self.response_body.done:
+            self._finish()
+            return True
+        assert self.backend is not None
+        self.conn.transport.registerProducer(_Reading(self.backend.transport), True)
+        return True
+
+    def _response_too_large(self) -> None:
+        """buffering.maxResponseBodyBytes: nothing of the response was sent; the client
+        gets 500 instead (as Traefik)."""
+        assert self.plan is not None
+        self.shaper = None
+        self.response = None
+        self._fail(UpstreamError(
+            500, f"response body over maxResponseBodyBytes ({self.plan.max_response_body})",
+            backend=str(self.address)))
 
     # -- ends -----------------------------------------------------------------------------------
     def _finish(self) -> None:
         self.done = True
         self._cancel_timer()
         transport = self.conn.transport
+        shaper, self.shaper = self.shaper, None
+        if shaper is not None:
+            transport.write(shaper.finish())
         transport.unregisterProducer()
         backend, self.backend = self.backend, None
         if backend is not None:
@@ -1100,6 +1394,18 @@ class Exchange:
         """Answer the client with the error's status when nothing was sent yet."""
         if self.done:
             return
+        if (self.plan is not None and not self.page_code and self.plan.errors
+                and (self.response is None or self.response.is_informational)
+                and self._catch(exc.status)):
+            log.info("{status} for {method} {target} on {ep}: {backend}: {reason}; serving "
+                     "an error page", status=exc.status, method=self.head.method,
+                     target=self.head.target, ep=self.conn.ep.name, backend=exc.backend,
+                     reason=exc.reason)
+            return
+        if self.page_code and (self.response is None or self.response.is_informational):
+            # The error page could not be had: the client gets the status it replaces.
+            exc = UpstreamError(self.page_code, f"error page: {exc.reason}",
+                                backend=exc.backend)
         self.done = True
         self._cancel_timer()
         if exc.status != 503 and self.leaf is not None:

@@ -19,7 +19,9 @@ from wsgate.proxy.sticky import StickyCookie
 from wsgate.rules import Muxer, RouteRequest
 
 if TYPE_CHECKING:
+    from wsgate.config.dynamic import RouterExtension
     from wsgate.middlewares import Chain
+    from wsgate.proxy.dataplan import DataPlan
 
 
 class ProxyService:
@@ -130,6 +132,12 @@ class RouteDecision:
     #: Why a router that matched cannot be served (answered 503), for the log.
     problem: str = ""
     internal_factory: Any = None
+    #: The router's ``wsgate`` section: the WebSocket session policy (maxConnections at the
+    #: upgrade, the rest in the relay). None for decisions without a router.
+    ws: RouterExtension | None = None
+    #: What the chain asks of the data path (retry, buffering, compress, errors), looked up
+    #: once per route; None when nothing (the fast path).
+    plan: DataPlan | None = None
 
 
 class RoutingTable:

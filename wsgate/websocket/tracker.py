@@ -48,6 +48,9 @@ class Pong(NamedTuple):
 
 Event = MessageEnd | CloseFrame | Ping | Pong
 
+#: What the tracker is fed: bytes, or a memoryview of them (to walk a chunk without copies).
+Chunk = bytes | memoryview
+
 _NO_EVENTS: Sequence[Event] = ()
 _new: Any = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (3x cheaper)
 
@@ -165,12 +168,12 @@ class FrameTracker:
 
     # -- feeding -------------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> Sequence[Event]:
+    def feed(self, data: Chunk) -> Sequence[Event]:
         """Account for ``data``, the next bytes of this direction (bytes or a memoryview of
         them; never copied beyond header and control-frame bytes); return its events."""
         return self._feed(data, False)[1]
 
-    def feed_to_boundary(self, data: bytes) -> tuple[int, Sequence[Event]]:
+    def feed_to_boundary(self, data: Chunk) -> tuple[int, Sequence[Event]]:
         """Account for ``data`` only up to the end of the first frame that ends in it.
 
         Returns how many bytes were consumed (all of ``data`` when no frame ends in it; 0 when
@@ -183,7 +186,28 @@ class FrameTracker:
             return 0, _NO_EVENTS
         return self._feed(data, True)
 
-    def _feed(self, data: bytes, stop: bool) -> tuple[int, Sequence[Event]]:
+    def feed_frame(self, data: Chunk) -> tuple[int, Sequence[Event]]:
+        """Account for ``data`` up to the end of the next frame that ends in it: the frame in
+        progress, or (at a boundary) the one starting at ``data[0]``.
+
+        Returns how many bytes were consumed (all of ``data`` when no frame ends in it) and the
+        events; called repeatedly it walks a chunk one frame at a time, which is how the relay
+        cuts a frame out of a stream or stops between two frames.
+        """
+        return self._feed(data, True)
+
+    def feed_to_control(self, data: Chunk) -> tuple[int, Sequence[Event]]:
+        """Account for ``data`` up to the start of the first control frame that begins in it
+        (all of ``data`` when none does; 0 when one begins at ``data[0]``).
+
+        The tracker's fast path runs over the data frames before it: this is how the relay
+        looks for a pong without walking every frame. The frame in progress, if any, is
+        finished first whatever it is.
+        """
+        return self._feed(data, False, True)
+
+    def _feed(self, data: Chunk, stop: bool, ctl: bool = False
+              ) -> tuple[int, Sequence[Event]]:
         if self._error is not None:
             raise self._error
         n = len(data)
@@ -220,12 +244,16 @@ class FrameTracker:
             while pos < n:
                 avail = n - pos
                 if avail < 2:
+                    if ctl and data[pos] & 0x08:
+                        break
                     self._hold(data, pos, n)
                     return n, events or _NO_EVENTS
                 b0 = data[pos]
                 b1 = data[pos + 1]
                 hlen = hlens[b1]
                 if avail < hlen:
+                    if ctl and b0 & 0x08:
+                        break
                     self._hold(data, pos, n)
                     return n, events or _NO_EVENTS
                 ln = b1 & 0x7F
@@ -263,6 +291,8 @@ class FrameTracker:
                     self._frame_start = pos - n
                     return n, events or _NO_EVENTS
                 # General path: validation, fragments, control frames.
+                if ctl and b0 & 0x08:
+                    break
                 key = bytes(data[pos + hlen - 4 : pos + hlen]) if b1 & 0x80 else None
                 frames += 1
                 self._start_frame(b0, b1 & 0x80, ln, key, pos, events)
@@ -284,12 +314,12 @@ class FrameTracker:
             self.messages += messages
             self.data_bytes += data_bytes
 
-    def _hold(self, data: bytes, pos: int, n: int) -> None:
+    def _hold(self, data: Chunk, pos: int, n: int) -> None:
         """Keep an incomplete header (at most 13 bytes) for the next feed."""
         self._hdr = bytes(data[pos:n])
         self._frame_start = pos - n
 
-    def _held_header(self, data: bytes, n: int, events: list[Event]) -> int:
+    def _held_header(self, data: Chunk, n: int, events: list[Event]) -> int:
         """Complete a header split across feeds; return where its payload starts in ``data``."""
         held = self._hdr
         buf = held + bytes(data[:14])
@@ -392,7 +422,7 @@ class FrameTracker:
         else:
             self._end_data_frame(events)
 
-    def _payload(self, data: bytes, pos: int, n: int, events: list[Event]) -> int:
+    def _payload(self, data: Chunk, pos: int, n: int, events: list[Event]) -> int:
         """Consume the current frame's payload from ``pos``; return the new position."""
         rem = self._remaining
         take = n - pos
