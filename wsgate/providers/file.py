@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorFDSet, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -117,11 +118,41 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _inotify_for(reactor: object) -> object | None:
+    """An inotify descriptor read by ``reactor`` (Linux, a reactor with file descriptors),
+    else None: the provider then polls only."""
+    if not sys.platform.startswith("linux") or not IReactorFDSet.providedBy(reactor):
+        return None
+    try:
+        from twisted.internet import inotify
+    except ImportError:
+        return None
+    try:
+        notifier = inotify.INotify(reactor=reactor)
+    except (inotify.INotifyError, OSError) as exc:
+        log.warn("file provider: inotify unavailable ({error}); polling only", error=exc)
+        return None
+    notifier.startReading()
+    return notifier
+
+
+#: How long after an inotify event the files are compared (events come in bursts).
+NOTIFY_COALESCE = 0.02
+
+#: Directory events after which the files are compared again (writes, creations, removals,
+#: renames: an editor or a Kubernetes ConfigMap swaps files in by renaming): IN_MODIFY,
+#: IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE (inotify(7)).
+WATCH_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200
+
+
 class FileProvider:
     """Loads the configuration now and, when watching, again whenever the files change.
 
-    Changes are detected by polling a fingerprint of the files' contents; ``debounce`` makes
-    a burst of writes (an editor saving, a deploy tool copying several files) one reload.
+    Changes are detected by comparing a fingerprint of the files' contents, after every
+    inotify event in the watched directory (Linux) and every ``poll_interval`` in any case
+    (inotify misses changes on network file systems and to a watched directory itself);
+    ``debounce`` makes a burst of writes (an editor saving, a deploy tool copying several
+    files) one reload.
     """
 
     name = "file"
@@ -141,6 +172,8 @@ class FileProvider:
         self._fingerprint = ""
         self._loop: LoopingCall | None = None
         self._pending: object = None
+        self._notifier: Any = None
+        self._check: Any = None
 
     def describe(self) -> str:
         return self.filename or f"{self.directory}{os.sep}"
@@ -168,14 +201,51 @@ class FileProvider:
             self._loop = LoopingCall(self._poll)
             self._loop.clock = self.clock
             self._loop.start(self.poll_interval, now=False)
+            self._start_inotify()
+
+    def _start_inotify(self) -> None:
+        notifier = _inotify_for(self.clock)
+        if notifier is None:
+            log.info("file provider: watching {where} by polling every {interval}s",
+                     where=self.describe(), interval=self.poll_interval)
+            return
+        from twisted.internet.inotify import INotifyError
+        from twisted.python.filepath import FilePath
+
+        # Not resolved: a symlinked file (a Kubernetes ConfigMap) changes by a rename in the
+        # directory that holds the link, which is the one to watch.
+        target = Path(os.path.abspath(self.filename)).parent if self.filename else \
+            Path(os.path.abspath(self.directory))
+        try:
+            notifier.watch(FilePath(str(target)), mask=WATCH_MASK,  # type: ignore[attr-defined]
+                           callbacks=[self._notified])
+        except (INotifyError, OSError) as exc:
+            log.warn("file provider: cannot watch {dir} with inotify ({error}); polling "
+                     "every {interval}s", dir=str(target), error=exc,
+                     interval=self.poll_interval)
+            notifier.loseConnection()  # type: ignore[attr-defined]
+            return
+        self._notifier = notifier
+        log.info("file provider: watching {where} with inotify (and polling every "
+                 "{interval}s)", where=self.describe(), interval=self.poll_interval)
+
+    def _notified(self, _handle: object, _path: object, _mask: int) -> None:
+        # One comparison for a burst of events (a write in several chunks, a busy directory).
+        if self._check is None or not self._check.active():
+            self._check = self.clock.callLater(NOTIFY_COALESCE, self._poll)
 
     def stop(self) -> None:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
-        pending, self._pending = self._pending, None
-        if pending is not None and pending.active():  # type: ignore[attr-defined]
-            pending.cancel()  # type: ignore[attr-defined]
+        notifier, self._notifier = self._notifier, None
+        if notifier is not None:
+            notifier.loseConnection()
+        for attr in ("_pending", "_check"):
+            call = getattr(self, attr)
+            setattr(self, attr, None)
+            if call is not None and call.active():
+                call.cancel()
 
     def _poll(self) -> None:
         try:

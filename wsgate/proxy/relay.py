@@ -649,6 +649,8 @@ class WebSocketRelay:
         self._stop_pings()  # no pong can come any more
         if not self._backend_lost and not self._up_done:
             if self._up_mode in (_FAST, _WATCH) and self.upstream.close is None and \
+                    ((self.downstream.close is None and not self._down_blind)
+                     or self._close_to_backend is not None) and \
                     self._cutter.at_boundary:
                 frame = self._close_to_backend or build_close_frame(
                     CloseCode.GOING_AWAY, "client went away", mask=True)
@@ -668,7 +670,11 @@ class WebSocketRelay:
             return
         self._backend_read_closed = True
         if not self._client_lost and not self._down_done:
+            # Only when no closing handshake is under way: after the client's close frame a
+            # backend that drops TCP has answered in its way, and the client sees just that.
             if self._down_mode in (_FAST, _WATCH) and self.downstream.close is None and \
+                    ((self.upstream.close is None and not self._up_blind
+                      and not self._up_failed) or self._close_to_client is not None) and \
                     self.downstream.at_frame_boundary:
                 frame = self._close_to_client or build_close_frame(
                     CloseCode.BAD_GATEWAY, "backend went away", mask=False)

@@ -19,7 +19,7 @@ from twisted.internet import reactor
 
 
 class EchoProtocol(WebSocketServerProtocol):
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.sendMessage(payload, isBinary)
 
 
