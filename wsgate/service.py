@@ -59,6 +59,33 @@ def embedded_static() -> StaticConfig:
                         log=Log(level="INFO"))
 
 
+def redirection_configuration(static: StaticConfig, ports: dict[str, int] | None = None
+                              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Routers and middlewares for ``entryPoints.<name>.http.redirections``, as Traefik makes
+    them: a catch-all router on the entryPoint, at the configured priority, whose
+    redirectScheme middleware sends the client to the target entryPoint's port."""
+    routers: dict[str, Any] = {}
+    middlewares: dict[str, Any] = {}
+    for name, ep in static.entry_points.items():
+        redirections = ep.http.redirections
+        if redirections is None or redirections.entry_point is None:
+            continue
+        target = redirections.entry_point
+        if target.to.startswith(":"):
+            port = target.to[1:]
+        else:
+            port = str((ports or {}).get(target.to) or static.entry_points[target.to].listen.port)
+        suffix = target.to.lstrip(":")
+        middleware = f"redirect-{name}-to-{suffix}"
+        middlewares[middleware] = {"redirectScheme": {
+            "scheme": target.scheme, "port": port, "permanent": target.permanent}}
+        routers[f"{name}-to-{suffix}"] = {
+            "rule": "HostRegexp(`^.+$`)", "entryPoints": [name],
+            "middlewares": [middleware], "service": "noop@internal",
+            "priority": target.priority}
+    return routers, middlewares
+
+
 def to_dynamic_transport(static: Any) -> dynamic.ServersTransport:
     """The static serversTransport as the default@internal dynamic transport."""
     timeouts = static.forwarding_timeouts
@@ -108,16 +135,26 @@ class WsgateService(MultiService):
             "http", {}).get("routers", {}))
         if embedded:
             internal_routers.update(EMBEDDED_DYNAMIC["http"]["routers"])
-        if internal_routers:
-            decoded = decode(DynamicConfig, from_plain(
-                {"http": {"routers": internal_routers}},
-                Mark("embedded default" if embedded else "internal routers")))
-            # Traefik's internal routers carry ruleSyntax "default", which the decoder flags
-            # as deprecated: a warning about wsgate's own routers, which no user can act on,
-            # would be logged at every start and listed by the API and dashboard.
-            self.provided["internal"] = dataclasses.replace(decoded, warnings=())
+        self._internal_routers = internal_routers
+        self._internal_mark = Mark("embedded default" if embedded else "internal routers")
+        self._set_internal_provider()
         self._build_entrypoints()
         self._build_providers()
+
+    def _set_internal_provider(self, ports: dict[str, int] | None = None) -> None:
+        """wsgate's own routers (ops endpoints, embedded default, entryPoint redirections)."""
+        routers = dict(self._internal_routers)
+        redirect_routers, redirect_middlewares = redirection_configuration(self.static, ports)
+        routers.update(redirect_routers)
+        if not routers:
+            return
+        decoded = decode(DynamicConfig, from_plain(
+            {"http": {"routers": routers, "middlewares": redirect_middlewares}},
+            self._internal_mark))
+        # Traefik's internal routers carry ruleSyntax "default", which the decoder flags as
+        # deprecated: a warning about wsgate's own routers, which no user can act on, would be
+        # logged at every start and listed by the API and dashboard.
+        self.provided["internal"] = dataclasses.replace(decoded, warnings=())
 
     # -- construction ---------------------------------------------------------------------------
     def _build_entrypoints(self) -> None:
@@ -220,6 +257,14 @@ class WsgateService(MultiService):
         if not self._configured:
             self._load_configuration()
         super().startService()
+        # A redirection to an entryPoint bound to port 0 learns its real port only now.
+        if any(ep.listen.port == 0 for ep in self.static.entry_points.values()
+               if not ep.is_udp) and any(
+                ep.http.redirections is not None for ep in self.static.entry_points.values()):
+            self._set_internal_provider({name: listener.bound_port
+                                         for name, listener in self.listeners.items()
+                                         if listener.listening is not None})
+            self.reconfigure()
         for provider in self.providers:
             provider.start()
         log.info("wsgate ready")
