@@ -171,6 +171,8 @@ class WsgateService(MultiService):
                 idle_timeout=float(timeouts.idle_timeout),
                 trusted_ips=headers.trusted_ips, insecure=headers.insecure,
                 not_append_xff=headers.not_append_x_forwarded_for)
+            runtime.sanitize_path = ep.http.sanitize_path
+            runtime.encode_query_semicolons = ep.http.encode_query_semicolons
             self.entrypoints[name] = runtime
             listener = ListenerService(self.reactor, name, listen.host, listen.port,
                                        EntryPointFactory(runtime), reuse_port=ep.reuse_port)

@@ -89,14 +89,20 @@ def test_server_initiated_messages_autobahn_client(gw_port: int) -> Any:
     yield client.closed
 
 
-@pytest.mark.parametrize("target", [
-    "/headers?a=1&b=%2F&c=x;y&empty=&utf8=%C3%A9",
-    "/headers/http%3A%2F%2Ftest",
-    "/headers/%2e%2E/a%2fb//c/./d?q=%3A%2F",
+@pytest.mark.parametrize(("target", "forwarded"), [
+    # reserved escapes (%2F, %3A) and other escapes survive byte for byte...
+    ("/headers?a=1&b=%2F&c=x&empty=&utf8=%C3%A9", "/headers?a=1&b=%2F&c=x&empty=&utf8=%C3%A9"),
+    ("/headers/http%3A%2F%2Ftest", "/headers/http%3A%2F%2Ftest"),
+    # ...after Traefik's entryPoint clean-up, checked against the real Traefik by the
+    # differential tests: ';' in the query as '&', escaped unreserved characters decoded,
+    # escape hex upper-cased, dot segments and repeated slashes removed (sanitizePath).
+    ("/headers?a=1&c=x;y", "/headers?a=1&c=x&y"),
+    ("/headers/x/%2e%2E/a%2fb//c/./d?q=%3A%2F", "/headers/a%2Fb/c/d?q=%3A%2F"),
 ])
-def test_path_and_query_reach_the_backend_byte_for_byte(gw_port: int, target: str) -> None:
+def test_path_and_query_reach_the_backend_byte_for_byte(gw_port: int, target: str,
+                                                         forwarded: str) -> None:
     with ws_connect(gw_port, "ws.test", target) as ws:
-        assert _headers_seen(ws)["path"] == target
+        assert _headers_seen(ws)["path"] == forwarded
 
 
 def test_raw_target_byte_for_byte_autobahn_backend(gw_port: int) -> None:

@@ -47,6 +47,10 @@ class EntryPointRuntime:
 
     #: The TLS options of the handshake of the connections using this view; None: plain.
     tls_options: str | None = None
+    #: entryPoints.<name>.http.sanitizePath: remove dot segments and repeated slashes.
+    sanitize_path = True
+    #: entryPoints.<name>.http.encodeQuerySemicolons: ';' in queries as %3B instead of '&'.
+    encode_query_semicolons = False
 
     def __init__(self, gateway: Gateway, name: str, *, max_header_bytes: int,
                  read_timeout: float, idle_timeout: float, trusted_ips: Sequence[str] = (),

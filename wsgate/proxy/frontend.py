@@ -27,6 +27,7 @@ from wsgate.http.forwarding import forward_target, rewrite_request_head, rewrite
 from wsgate.http.head import BodyKind, RequestHead, ResponseHead
 from wsgate.http.parser import RequestHeadParser, ResponseHeadParser, build_request_head
 from wsgate.http.serialize import error_response, serialize_request, serialize_response
+from wsgate.http.target import clean_target
 from wsgate.middlewares import Answer, BodyTooLarge, Defer, RequestContext
 from wsgate.middlewares.base import text_answer
 from wsgate.middlewares.gocompat import status_text
@@ -253,6 +254,18 @@ class FrontendConnection(Protocol):
 
     def _dispatch(self, head: RequestHead, rest: bytes) -> None:
         ep = self.ep
+        target = head.target
+        if head.target_form == "origin" and (
+                "%" in target or "/." in target or "//" in target or ";" in target):
+            # Traefik's entryPoint clean-up, for routing and forwarding alike: escaped
+            # unreserved characters decoded (reserved ones such as %2F and %3A kept, hex in
+            # upper case), dot segments and repeated slashes removed (sanitizePath), ';' in
+            # the query as '&' (or %3B with encodeQuerySemicolons).
+            cleaned = clean_target(target, sanitize=ep.sanitize_path,
+                                   query_semicolons="encode" if ep.encode_query_semicolons
+                                   else "ampersand")
+            if cleaned != target:
+                head = head._replace(target=cleaned)
         record = RequestRecord.for_head(ep.name, head, client_ip=self.client_ip,
                                         client_port=self.client_port, tls=self.tls,
                                         start=time.time())
