@@ -80,7 +80,8 @@ _CHILD = (
 def _child(*args: str) -> Any:
     script = Path(__file__).resolve().parents[2] / "scripts" / "autobahn_suite.py"
     out = subprocess.run([sys.executable, "-c", _CHILD, str(script), *args],
-                         capture_output=True, text=True, timeout=600, check=True)
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"kosoku run failed ({out.returncode}):\n{out.stderr[-3000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
