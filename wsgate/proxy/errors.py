@@ -10,8 +10,10 @@ class UpstreamError(Exception):
     504 for a timeout); ``reason`` names the backend and what went wrong, for the log.
     """
 
-    def __init__(self, status: int, reason: str, *, backend: str = "") -> None:
+    def __init__(self, status: int, reason: str, *, backend: str = "", kind: str = "") -> None:
         self.status = status
         self.reason = reason
         self.backend = backend
+        #: What failed, for metrics (a handshake-failure reason); empty: derived from status.
+        self.kind = kind
         super().__init__(f"{status} from {backend or 'backend'}: {reason}")

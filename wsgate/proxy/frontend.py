@@ -974,7 +974,8 @@ class Exchange:
             self.response = None  # nothing of it was relayed: the client gets the 502
             self._fail(UpstreamError(
                 502, f"101 with Upgrade {head.upgrade!r} for a request that asked for "
-                     f"{self.head.upgrade!r}", backend=str(self.address)))
+                     f"{self.head.upgrade!r}", backend=str(self.address),
+                kind=REASON_BAD_UPGRADE))
             return
         assert self.backend is not None
         self.done = True
@@ -1528,12 +1529,12 @@ def _for_method(method: str, response: bytes) -> bytes:
 
 def _failure_reason(exc: UpstreamError) -> str:
     """The handshake-failure reason of an error the proxy answered."""
+    if exc.kind:
+        return exc.kind
     if exc.status == 504:
         return REASON_BACKEND_TIMEOUT
     if exc.status == 503:
         return REASON_NO_SERVER
-    if "101" in exc.reason:
-        return REASON_BAD_UPGRADE
     return REASON_BACKEND_UNREACHABLE
 
 
