@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import fnmatch
 import json
+import os
 import platform
 import shutil
 import sys
@@ -319,4 +320,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # kosoku's native extension sometimes aborts during interpreter shutdown, after the run is
+    # complete and reported; leave without that shutdown so the exit status stays the verdict.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
