@@ -64,6 +64,14 @@ class Options(usage.Options):
 
 def makeService(options: Options) -> IService:
     """Build the service tree: entryPoints, providers and operations endpoints."""
+    from twisted.logger import Logger
+
+    from wsgate.reactor import install_if_unset
     from wsgate.service import build_service
 
+    # Before anything imports the global reactor (see wsgate/reactor.py for why).
+    installed = install_if_unset()
+    if installed is not None:
+        Logger().info("reactor: {name} (Twisted's epoll, I/O events dispatched directly)",
+                      name=installed)
     return build_service(options.loaded)

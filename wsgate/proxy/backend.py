@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wsgate.proxy.errors import UpstreamError
+from wsgate.proxy.sockets import connect_tcp, connect_tls
 
 log = Logger()
 
@@ -199,10 +200,10 @@ class Connector:
         factory = _OneShotFactory(conn, dial_timeout)
         timeout = dial_timeout if dial_timeout > 0 else 30.0
         if tls_context is not None:
-            self.reactor.connectSSL(address.host, address.port,  # type: ignore[attr-defined]
-                                    factory, tls_context, timeout=timeout)
+            connect_tls(self.reactor, address.host, address.port, factory, tls_context,
+                        timeout=timeout)
         else:
-            self.reactor.connectTCP(address.host, address.port, factory, timeout=timeout)
+            connect_tcp(self.reactor, address.host, address.port, factory, timeout=timeout)
         return d
 
 

@@ -10,6 +10,8 @@ from twisted.internet import error
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.logger import Logger
 
+from wsgate.proxy.sockets import listen_tcp
+
 log = Logger()
 
 
@@ -67,8 +69,8 @@ class ListenerService(Service):
             return
         interface = self._interface()
         try:
-            self.listening = self.reactor.listenTCP(self.port, self.factory,
-                                                    backlog=self.backlog, interface=interface)
+            self.listening = listen_tcp(self.reactor, self.port, self.factory,
+                                        backlog=self.backlog, interface=interface)
         except error.CannotListenError as exc:
             shown = f"[{interface}]" if ":" in interface else interface
             raise StartupError(
