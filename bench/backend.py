@@ -5,6 +5,9 @@ ready. Echoes every data frame as it arrives (frame by frame, opcode and FIN kep
 close frame with the same code and then closes the TCP connection, as RFC 6455 asks of a
 server. ``--http`` adds a minimal keep-alive HTTP/1.1 responder on uvloop (a fixed 200 for
 every request head), used only when nginx is not there to serve the plain HTTP measurement.
+``--tls-port`` with ``--cert``/``--key`` adds the same echo over TLS (``wss=PORT`` in the ready
+line) for the wss:// measurements; it prints ``tls VERSION CIPHER BITS`` for every TLS
+WebSocket it accepts, so that bench/run.py can tell which cipher a proxy's backend leg uses.
 
 With ``--impl websockets`` the echo is the ``websockets`` library on uvloop instead (the
 fall-back when picows cannot be installed).
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
+from typing import Any
 
 HTTP_BODY = b"hello, bench\n"
 HTTP_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
@@ -42,10 +47,29 @@ class HTTPResponder(asyncio.Protocol):
         self.buf = buf
 
 
-async def serve_picows(port: int) -> tuple[object, int]:
+def report_tls(transport: Any) -> None:
+    """One ``tls ...`` line per accepted TLS connection (nothing for plain ones)."""
+    obj = transport.get_extra_info("ssl_object") if transport is not None else None
+    if obj is not None:
+        name, _, bits = obj.cipher()
+        print("tls", obj.version(), name, bits, flush=True)
+
+
+def server_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def serve_picows(port: int, ctx: ssl.SSLContext | None = None) -> tuple[object, int]:
     from picows import WSCloseCode, WSListener, WSMsgType, ws_create_server
 
     class Echo(WSListener):  # type: ignore[misc]
+        def on_ws_connected(self, transport):  # type: ignore[no-untyped-def]
+            if ctx is not None:
+                report_tls(transport.underlying_transport)
+
         def on_ws_frame(self, transport, frame):  # type: ignore[no-untyped-def]
             t = frame.msg_type
             if t is WSMsgType.CLOSE:
@@ -59,20 +83,21 @@ async def serve_picows(port: int) -> tuple[object, int]:
 
     server = await ws_create_server(lambda request: Echo(), "127.0.0.1", port,
                                     max_frame_size=64 * 1024 * 1024,
-                                    websocket_handshake_timeout=10, backlog=4096)
+                                    websocket_handshake_timeout=10, backlog=4096, ssl=ctx)
     bound = server.sockets[0].getsockname()[1]
     return server, bound
 
 
-async def serve_websockets(port: int) -> tuple[object, int]:
+async def serve_websockets(port: int, ctx: ssl.SSLContext | None = None) -> tuple[object, int]:
     from websockets.asyncio.server import serve
 
     async def echo(ws):  # type: ignore[no-untyped-def]
+        report_tls(ws.transport)
         async for msg in ws:
             await ws.send(msg)
 
     server = await serve(echo, "127.0.0.1", port, max_size=64 * 1024 * 1024, compression=None,
-                         ping_interval=None, backlog=4096)
+                         ping_interval=None, backlog=4096, ssl=ctx)
     bound = next(iter(server.sockets)).getsockname()[1]
     return server, bound
 
@@ -82,11 +107,13 @@ async def main(args: argparse.Namespace) -> None:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    if args.impl == "picows":
-        server, ws_port = await serve_picows(args.port)
-    else:
-        server, ws_port = await serve_websockets(args.port)
+    serve = serve_picows if args.impl == "picows" else serve_websockets
+    server, ws_port = await serve(args.port)
     line = f"listening ws={ws_port}"
+    tls_server = None
+    if args.tls_port is not None:
+        tls_server, wss_port = await serve(args.tls_port, server_context(args.cert, args.key))
+        line += f" wss={wss_port}"
     http_server = None
     if args.http is not None:
         http_server = await loop.create_server(HTTPResponder, "127.0.0.1", args.http,
@@ -95,6 +122,8 @@ async def main(args: argparse.Namespace) -> None:
     print(line, f"impl={args.impl}", flush=True)
     await stop
     server.close()  # type: ignore[attr-defined]
+    if tls_server is not None:
+        tls_server.close()  # type: ignore[attr-defined]
     if http_server is not None:
         http_server.close()
 
@@ -105,7 +134,14 @@ if __name__ == "__main__":
     p.add_argument("--http", type=int, default=None, metavar="PORT",
                    help="also serve plain HTTP on this port (0: any free port)")
     p.add_argument("--impl", choices=("picows", "websockets"), default="picows")
+    p.add_argument("--tls-port", type=int, default=None, metavar="PORT",
+                   help="also serve the echo over TLS on this port (0: any free port)")
+    p.add_argument("--cert", help="PEM certificate chain for --tls-port")
+    p.add_argument("--key", help="PEM private key for --tls-port")
+    a = p.parse_args()
+    if a.tls_port is not None and not (a.cert and a.key):
+        p.error("--tls-port needs --cert and --key")
     import uvloop
 
-    uvloop.run(main(p.parse_args()))
+    uvloop.run(main(a))
     sys.exit(0)

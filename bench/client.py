@@ -6,6 +6,9 @@ per message; ``--impl websockets`` uses the ``websockets`` library on uvloop ins
 fall-back when picows is not installed). Every mode is bounded in count and in time and stops
 by itself; only 127.0.0.1 URLs are accepted.
 
+``wss://`` URLs are reached over TLS, verified against ``--cafile`` (the run's own CA); the
+result then carries ``tls``: the version and cipher the first connection negotiated.
+
 Modes:
   idle        open --count connections, print ``open N``, hold them until a line arrives
               on stdin (or --hold seconds pass), close them
@@ -24,8 +27,10 @@ import asyncio
 import json
 import os
 import resource
+import ssl
 import sys
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -40,6 +45,24 @@ def check_local(url: str) -> None:
     host = urlsplit(url).hostname
     if host not in ("127.0.0.1", "localhost"):
         raise SystemExit(f"refusing non-local URL {url!r}")
+
+
+def client_context(url: str, cafile: str | None) -> ssl.SSLContext | None:
+    """TLS for wss:// URLs, trusting only ``cafile`` when given; None for ws://."""
+    if urlsplit(url).scheme != "wss":
+        return None
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def tls_info(transport: Any) -> dict[str, Any]:
+    """What the TLS handshake settled on ({} for a plain connection)."""
+    obj = transport.get_extra_info("ssl_object") if transport is not None else None
+    if obj is None:
+        return {}
+    name, _, bits = obj.cipher()
+    return {"version": obj.version(), "cipher": name, "bits": bits}
 
 
 def machine_busy() -> float:
@@ -108,14 +131,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
 # picows implementation
 # ------------------------------------------------------------------------------------------
 class PicowsClient:
-    def __init__(self) -> None:
+    def __init__(self, ctx: ssl.SSLContext | None = None) -> None:
         import picows
 
         self.p = picows
+        self.ctx = ctx
 
     async def connect(self, url: str, listener_factory, **kw):  # type: ignore[no-untyped-def]
         return await self.p.ws_connect(listener_factory, url, websocket_handshake_timeout=10,
-                                       max_frame_size=64 * 1024 * 1024, **kw)
+                                       max_frame_size=64 * 1024 * 1024, ssl_context=self.ctx,
+                                       **kw)
 
     async def idle(self, a: argparse.Namespace) -> dict:
         p = self.p
@@ -150,12 +175,13 @@ class PicowsClient:
             await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), a.hold)
         except TimeoutError:
             pass
+        tls = tls_info(conns[0].underlying_transport) if conns else {}
         for t in conns:
             t.send_close(p.WSCloseCode.OK)
         await asyncio.sleep(0.5)
         for t in conns:
             t.disconnect(graceful=False)
-        return {"opened": len(conns), "errors": errors, "open_seconds": opened}
+        return {"opened": len(conns), "errors": errors, "open_seconds": opened, "tls": tls}
 
     async def latency(self, a: argparse.Namespace) -> dict:
         p = self.p
@@ -187,6 +213,7 @@ class PicowsClient:
                 transport.send(p.WSMsgType.BINARY, payload)
 
         t, listener = await self.connect(a.url, Ping)
+        tls = tls_info(t.underlying_transport)
         WATCH.start()
         listener.sent = clock()
         t.send(p.WSMsgType.BINARY, payload)
@@ -200,7 +227,7 @@ class PicowsClient:
         return {"round_trips": len(samples),
                 "p50_us": percentile(samples, 50) / 1000,
                 "p99_us": percentile(samples, 99) / 1000,
-                "mean_us": sum(samples) / max(1, len(samples)) / 1000, "cpu": cpu}
+                "mean_us": sum(samples) / max(1, len(samples)) / 1000, "cpu": cpu, "tls": tls}
 
     async def throughput(self, a: argparse.Namespace) -> dict:
         p = self.p
@@ -224,6 +251,7 @@ class PicowsClient:
                         drained.set_result(None)
 
         conns = await asyncio.gather(*(self.connect(a.url, Pump) for _ in range(a.conns)))
+        tls = tls_info(conns[0][0].underlying_transport)
         for t, _ in conns:
             for _ in range(a.inflight):
                 t.send(binary, payload)
@@ -244,7 +272,7 @@ class PicowsClient:
             t.disconnect()
         secs = t1 - t0
         return {"messages_per_s": (m1 - m0) / secs, "mb_per_s": (b1 - b0) / secs / 1e6,
-                "seconds": secs, "messages": m1 - m0, "cpu": cpu}
+                "seconds": secs, "messages": m1 - m0, "cpu": cpu, "tls": tls}
 
     async def handshake(self, a: argparse.Namespace) -> dict:
         p = self.p
@@ -300,14 +328,16 @@ class PicowsClient:
 # websockets implementation (fall-back)
 # ------------------------------------------------------------------------------------------
 class WebsocketsClient:
-    def __init__(self) -> None:
+    def __init__(self, ctx: ssl.SSLContext | None = None) -> None:
         from websockets.asyncio.client import connect
 
         self.connect_ = connect
+        self.kw: dict[str, Any] = {"ssl": ctx} if ctx is not None else {}
 
     def connect(self, url: str, **kw):  # type: ignore[no-untyped-def]
         return self.connect_(url, max_size=64 * 1024 * 1024, compression=None,
-                             ping_interval=None, open_timeout=10, close_timeout=5, **kw)
+                             ping_interval=None, open_timeout=10, close_timeout=5,
+                             **self.kw, **kw)
 
     async def idle(self, a: argparse.Namespace) -> dict:
         conns: list = []
@@ -335,8 +365,9 @@ class WebsocketsClient:
             await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), a.hold)
         except TimeoutError:
             pass
+        tls = tls_info(conns[0].transport) if conns else {}
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-        return {"opened": len(conns), "errors": errors, "open_seconds": opened}
+        return {"opened": len(conns), "errors": errors, "open_seconds": opened, "tls": tls}
 
     async def latency(self, a: argparse.Namespace) -> dict:
         payload = os.urandom(a.size)
@@ -344,6 +375,7 @@ class WebsocketsClient:
         deadline = time.monotonic() + a.max_time
         clock = time.perf_counter_ns
         async with self.connect(a.url) as ws:
+            tls = tls_info(ws.transport)
             WATCH.start()
             for i in range(a.count + a.warmup_count):
                 t0 = clock()
@@ -358,14 +390,18 @@ class WebsocketsClient:
         return {"round_trips": len(samples),
                 "p50_us": percentile(samples, 50) / 1000,
                 "p99_us": percentile(samples, 99) / 1000,
-                "mean_us": sum(samples) / max(1, len(samples)) / 1000, "cpu": cpu}
+                "mean_us": sum(samples) / max(1, len(samples)) / 1000, "cpu": cpu, "tls": tls}
 
     async def throughput(self, a: argparse.Namespace) -> dict:
         payload = os.urandom(a.size)
         state = {"running": True, "msgs": 0, "bytes": 0}
 
+        tls: dict[str, Any] = {}
+
         async def conn() -> None:
             async with self.connect(a.url) as ws:
+                if not tls:
+                    tls.update(tls_info(ws.transport))
                 for _ in range(a.inflight):
                     await ws.send(payload)
                 outstanding = a.inflight
@@ -391,7 +427,7 @@ class WebsocketsClient:
             task.cancel()
         secs = t1 - t0
         return {"messages_per_s": (m1 - m0) / secs, "mb_per_s": (b1 - b0) / secs / 1e6,
-                "seconds": secs, "messages": m1 - m0, "cpu": cpu}
+                "seconds": secs, "messages": m1 - m0, "cpu": cpu, "tls": tls}
 
     async def handshake(self, a: argparse.Namespace) -> dict:
         payload = os.urandom(a.size)
@@ -496,7 +532,8 @@ async def http_load(a: argparse.Namespace) -> dict:
 async def main(a: argparse.Namespace) -> dict:
     if a.mode == "http":
         return await http_load(a)
-    client = PicowsClient() if a.impl == "picows" else WebsocketsClient()
+    ctx = client_context(a.url, a.cafile)
+    client = PicowsClient(ctx) if a.impl == "picows" else WebsocketsClient(ctx)
     return await getattr(client, a.mode)(a)
 
 
@@ -506,6 +543,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("mode", choices=("idle", "latency", "throughput", "handshake", "http"))
     p.add_argument("--url", required=True)
     p.add_argument("--impl", choices=("picows", "websockets"), default="picows")
+    p.add_argument("--cafile", help="CA certificate (PEM) to verify wss:// servers against; "
+                                    "default: the system's trust store")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--count", type=int, default=10_000)
     p.add_argument("--warmup-count", type=int, default=200)

@@ -22,6 +22,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -30,12 +31,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from tlsfiles import TlsFiles, make_tls_files
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
 
-MEASUREMENTS = ("rss", "latency", "throughput", "large", "handshake", "http")
+MEASUREMENTS = ("rss", "latency", "throughput", "large", "handshake", "http", "wss", "wss-e2e",
+                "wss-rss")
+#: measured once per run, on proxy processes that have carried no load yet
+RSS_METRICS = ("rss", "wss-rss")
+#: need the TLS set-up: certificates, the backend's TLS listener, a TLS entryPoint per proxy
+TLS_METRICS = ("wss", "wss-e2e", "wss-rss")
+#: TLS 1.3 suite the bench's client offers and its backend accepts (--tls13-suites)
+TLS13_SUITES = "TLS_AES_128_GCM_SHA256"
 TARGETS = ("direct", "wsgate", "nginx", "traefik")
 PROXIES = ("wsgate", "nginx", "traefik")
 TRAEFIK_VERSION = "3.7.15"
@@ -48,6 +59,9 @@ TITLES = {
     "large": ("1 MiB messages", "MB/s", "higher"),
     "handshake": ("handshakes (x32 concurrent)", "/s", "higher"),
     "http": ("plain HTTP, 64 keep-alive", "req/s", "higher"),
+    "wss": ("wss:// 64 B messages, TLS termination", "msg/s", "higher"),
+    "wss-e2e": ("wss:// 64 B messages, TLS end to end", "msg/s", "higher"),
+    "wss-rss": ("idle wss:// WebSocket RSS (termination)", "KiB/conn", "lower"),
 }
 
 
@@ -57,12 +71,15 @@ COST_UNITS = {
     "large": (1e3, "ms/MB"),
     "handshake": (1e6, "µs/handshake"),
     "http": (1e6, "µs/request"),
+    "wss": (1e6, "µs/message"),
+    "wss-e2e": (1e6, "µs/message"),
 }
 
 
 @dataclass
 class Params:
     rss_count: int = 5000
+    wss_rss_count: int = 2000
     latency_count: int = 20000
     duration: float = 5.0
     warmup: float = 1.0
@@ -72,7 +89,8 @@ class Params:
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(rss_count=500, latency_count=2000, duration=1.5, warmup=0.5, settle=0.3)
+        return cls(rss_count=500, wss_rss_count=500, latency_count=2000, duration=1.5,
+                   warmup=0.5, settle=0.3)
 
 
 # ------------------------------------------------------------------------------------------
@@ -364,8 +382,13 @@ def ensure_pyspy(install: bool) -> str | None:
 # ------------------------------------------------------------------------------------------
 # configurations (equivalent for the three proxies)
 # ------------------------------------------------------------------------------------------
-def dynamic_yaml(ws_port: int, http_port: int) -> str:
-    return f"""\
+def dynamic_yaml(ws_port: int, http_port: int, tls: TlsFiles | None = None,
+                 wss_port: int = 0) -> str:
+    """The file-provider configuration wsgate and Traefik share; with ``tls``, also the
+    websecure routers: ``/`` to the plain echo (termination), ``/e2e`` to the TLS echo
+    (end to end, verified against the run's CA) and the certificate, also as the default
+    (clients reach 127.0.0.1 and send no SNI)."""
+    text = f"""\
 http:
   routers:
     ws:
@@ -386,9 +409,45 @@ http:
         servers:
           - url: "http://127.0.0.1:{http_port}"
 """
+    if tls is None:
+        return text
+    routers = """\
+    wss:
+      rule: "PathPrefix(`/`)"
+      service: ws
+      entryPoints: [websecure]
+      tls: {}
+    wss-e2e:
+      rule: "PathPrefix(`/e2e`)"
+      service: ws-tls
+      entryPoints: [websecure]
+      tls: {}
+"""
+    services = f"""\
+    ws-tls:
+      loadBalancer:
+        serversTransport: backend-ca
+        servers:
+          - url: "https://127.0.0.1:{wss_port}"
+  serversTransports:
+    backend-ca:
+      rootCAs: ["{tls.ca}"]
+tls:
+  certificates:
+    - certFile: "{tls.cert}"
+      keyFile: "{tls.key}"
+  stores:
+    default:
+      defaultCertificate:
+        certFile: "{tls.cert}"
+        keyFile: "{tls.key}"
+"""
+    text = text.replace("  services:\n", routers + "  services:\n", 1)
+    return text + services
 
 
-def static_yaml(listen_port: int, dynamic_path: Path) -> str:
+def static_yaml(listen_port: int, dynamic_path: Path, tls_port: int = 0) -> str:
+    websecure = f'\n  websecure:\n    address: "127.0.0.1:{tls_port}"' if tls_port else ""
     return f"""\
 global:
   checkNewVersion: false
@@ -397,7 +456,7 @@ log:
   level: ERROR
 entryPoints:
   web:
-    address: "127.0.0.1:{listen_port}"
+    address: "127.0.0.1:{listen_port}"{websecure}
 providers:
   file:
     filename: "{dynamic_path}"
@@ -459,6 +518,48 @@ NGINX_PROXY = """\
     }}
   }}"""
 
+#: TLS 1.2 suites of Go's default list (Traefik's and wsgate's default), in OpenSSL's names
+NGINX_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                       "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+                       "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA")
+
+# The wss server: as the plain one, with TLS 1.2+ (nginx 1.22 also allows 1.0/1.1 by
+# default; Traefik and wsgate do not), and /e2e to the TLS echo, verified against the run's
+# CA. nginx checks DNS names only, hence proxy_ssl_name localhost (the certificate names it).
+NGINX_TLS_PROXY = """\
+  upstream wss_backend {{ server 127.0.0.1:{wss}; }}
+  server {{
+    listen 127.0.0.1:{port} ssl backlog=4096;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers {ciphers};
+    proxy_http_version 1.1;
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Host $http_host;
+    proxy_set_header X-Forwarded-Port $server_port;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    proxy_read_timeout 3600s;
+    proxy_send_timeout 3600s;
+    location / {{
+      proxy_pass http://ws;
+    }}
+    location /e2e {{
+      proxy_pass https://wss_backend;
+      proxy_ssl_protocols TLSv1.2 TLSv1.3;
+      proxy_ssl_ciphers {ciphers};
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {ca};
+      proxy_ssl_name localhost;
+    }}
+  }}"""
+
 
 def write_nginx_conf(d: Path, body: str, nofile: int) -> Path:
     d.mkdir(parents=True, exist_ok=True)
@@ -478,9 +579,25 @@ class Target:
     http_url: str
     proc: Proc | None = None  # None for direct
     broken: str = ""
+    wss_url: str = ""  # wss:// in, ws:// to the backend ("" when no TLS measurement runs)
+    wss_e2e_url: str = ""  # wss:// in, wss:// to the backend
+    #: TLS measurements that cannot run on this target, and why (the others still run)
+    skip: dict[str, str] = field(default_factory=dict)
 
     def pids(self) -> list[int]:
         return self.proc.pids() if self.proc is not None else []
+
+    def urls(self) -> tuple[str, ...]:
+        return tuple(u for u in (self.ws_url, self.http_url, self.wss_url, self.wss_e2e_url)
+                     if u)
+
+
+def tls_urls(port: int) -> dict[str, str]:
+    """Target fields for a proxy's TLS entryPoint (none when TLS is not set up)."""
+    if not port:
+        return {}
+    return {"wss_url": f"wss://127.0.0.1:{port}/ws",
+            "wss_e2e_url": f"wss://127.0.0.1:{port}/e2e/ws"}
 
 
 @dataclass
@@ -501,6 +618,14 @@ class Bench:
     backend_procs: list[Proc] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    tls: TlsFiles | None = None  # set when a TLS measurement runs
+    wss_port: int = 0  # the backend's TLS echo
+    #: per target, what each TLS leg negotiated ("client", and "backend" for wss-e2e)
+    tls_seen: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: proxies that have carried load since they started (restarted before an RSS figure)
+    loaded: set[str] = field(default_factory=set)
+    generation: dict[str, int] = field(default_factory=dict)
+    setup: tuple[Path, int, int, int, Path] | None = None
 
     # -- starting -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -511,12 +636,25 @@ class Bench:
         nginx = self.tools.get("nginx")
 
         backend_args = [PY, str(HERE / "backend.py"), "--impl", self.impl]
+        if any(m in TLS_METRICS for m in self.args.only):
+            self.tls = make_tls_files(self.tmp / "tls", self.args.tls13_suites)
+            backend_args += ["--tls-port", "0", "--cert", str(self.tls.cert), "--key",
+                             str(self.tls.key)]
+            self.notes.append(
+                "TLS: EC P-256 server certificate from a CA made for the run; TLS 1.2+ and "
+                "each proxy's default ciphers; " + (
+                    f"the bench client offers, and the TLS echo backend accepts, only the TLS "
+                    f"1.3 suite(s) {self.args.tls13_suites} (--tls13-suites)"
+                    if self.args.tls13_suites else "OpenSSL's default TLS 1.3 suites in the "
+                    "client and the backend (--tls13-suites '')"))
         if nginx is None:
             backend_args += ["--http", "0"]
-        backend = Proc("backend", backend_args, logs)
+        backend = Proc("backend", backend_args, logs, env=self.tls_env())
         self.backend_procs.append(backend)
-        m = backend.wait_for(r"listening ws=(\d+)(?: http=(\d+))?", 20)
+        m = backend.wait_for(r"listening ws=(\d+)(?: wss=(\d+))?(?: http=(\d+))?", 20)
         ws_port = int(m.group(1))
+        if m.group(2):
+            self.wss_port = int(m.group(2))
         if nginx is not None:
             http_port = free_port()
             conf = write_nginx_conf(self.tmp / "origin", NGINX_ORIGIN.format(port=http_port),
@@ -529,73 +667,192 @@ class Bench:
             self.notes.append("plain HTTP backend: nginx serving a fixed 13-byte 200 "
                               "response (worker_processes 1)")
         else:
-            http_port = int(m.group(2))
+            http_port = int(m.group(3))
             self.notes.append("plain HTTP backend: uvloop responder in the backend process "
                               "(nginx not available)")
+        direct_tls = f"wss://127.0.0.1:{self.wss_port}/ws" if self.wss_port else ""
         self.targets["direct"] = Target("direct", f"ws://127.0.0.1:{ws_port}/ws",
-                                        f"http://127.0.0.1:{http_port}/http")
+                                        f"http://127.0.0.1:{http_port}/http",
+                                        wss_url=direct_tls, wss_e2e_url=direct_tls)
         dyn = self.tmp / "dynamic.yml"
-        dyn.write_text(dynamic_yaml(ws_port, http_port))
+        dyn.write_text(dynamic_yaml(ws_port, http_port, self.tls, self.wss_port))
+        self.setup = (dyn, ws_port, http_port, nofile, logs)
 
         wanted = [t for t in self.args.targets if t != "direct"]
         for name in wanted:
-            try:
-                getattr(self, f"start_{name}")(dyn, ws_port, http_port, nofile, logs)
-            except Exception as exc:
-                port = free_port()
-                self.targets[name] = Target(name, f"ws://127.0.0.1:{port}/ws",
-                                            f"http://127.0.0.1:{port}/http",
-                                            broken=f"did not start: {exc}")
-                say(f"{name}: {self.targets[name].broken}")
+            self.start_target(name)
         for name in wanted:
-            t = self.targets[name]
-            if not t.broken:
-                t.broken = smoke(t, self.impl)
-                if t.broken:
-                    say(f"{name}: smoke test failed: {t.broken}")
+            self.check_target(name)
+        if self.tls is not None:
+            for name in self.args.targets:
+                self.probe_tls(self.targets[name])
+
+    def start_target(self, name: str) -> None:
+        assert self.setup is not None
+        try:
+            getattr(self, f"start_{name}")(*self.setup)
+        except Exception as exc:
+            port = free_port()
+            self.targets[name] = Target(name, f"ws://127.0.0.1:{port}/ws",
+                                        f"http://127.0.0.1:{port}/http",
+                                        broken=f"did not start: {exc}")
+            say(f"{name}: {self.targets[name].broken}")
+
+    def check_target(self, name: str) -> None:
+        """One echo through the fresh proxy; it also warms it up before an RSS figure."""
+        t = self.targets[name]
+        if not t.broken:
+            t.broken, _ = smoke(t.ws_url, self.impl)
+            if t.broken:
+                say(f"{name}: smoke test failed: {t.broken}")
+
+    def tls_env(self) -> dict[str, str]:
+        """Environment of the bench's own TLS endpoints (client, backend): the suite pin."""
+        if self.tls is None or self.tls.openssl_conf is None:
+            return {}
+        return {"OPENSSL_CONF": str(self.tls.openssl_conf)}
+
+    def tls_smoke(self, url: str) -> tuple[str, dict[str, Any]]:
+        """smoke() over wss://, retried once: a proxy may load its TLS routers a moment after
+        its plain ones."""
+        assert self.tls is not None
+        err, r = smoke(url, self.impl, str(self.tls.ca), self.tls_env())
+        if err:
+            time.sleep(1.0)
+            err, r = smoke(url, self.impl, str(self.tls.ca), self.tls_env())
+        return err, r
+
+    def probe_tls(self, t: Target) -> None:
+        """Check wss:// through the target and note what each TLS leg negotiated, printed once
+        per target: the wss figures compare like with like only if these match."""
+        if t.broken:
+            return
+        seen: dict[str, str] = {}
+        only = self.args.only
+        if "wss" in only or "wss-rss" in only:
+            err, r = self.tls_smoke(t.wss_url)
+            if err:
+                t.skip.update({m: err for m in ("wss", "wss-rss") if m in only})
+            else:
+                seen["client"] = describe_tls(r.get("tls", {}))
+        if "wss-e2e" in only:
+            backend = self.backend_procs[0]
+            mark = len(backend.output())
+            err, r = self.tls_smoke(t.wss_e2e_url)
+            if err:
+                t.skip["wss-e2e"] = err
+            else:
+                seen["client"] = describe_tls(r.get("tls", {}))
+                legs = re.findall(r"^tls (\S+) (\S+) (\d+)$", backend.output()[mark:], re.M)
+                if t.proc is not None:
+                    seen["backend"] = (describe_tls(dict(zip(("version", "cipher", "bits"),
+                                                             legs[-1])))
+                                       if legs else "? (the backend reported no TLS connection)")
+        if "client" in seen:
+            port = int(urlsplit(t.wss_url).port or 443)
+            group = tls_group(port, self.tls, self.tls_env())  # type: ignore[arg-type]
+            if group:
+                seen["client"] += f", key exchange {group}"
+        self.tls_seen[t.name] = seen
+        for why in dict.fromkeys(t.skip.values()):
+            say(f"{t.name}: wss:// does not work: {why}")
+        if seen:
+            say(f"tls {t.name}: " + "; ".join(f"{TLS_LEGS[k][t.proc is None]}: {v}"
+                                               for k, v in seen.items()))
 
     def start_wsgate(self, dyn: Path, ws: int, http: int, nofile: int, logs: Path) -> None:
         port = free_port()
+        tls_port = free_port() if self.tls else 0
         d = self.tmp / "wsgate"
-        d.mkdir()
+        d.mkdir(exist_ok=True)
         static = d / "traefik.yml"
-        static.write_text(static_yaml(port, dyn))
+        static.write_text(static_yaml(port, dyn, tls_port))
         env = {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        proc = Proc("wsgate", [PY, "-c", "from twisted.scripts.twistd import run; run()", "-n",
-                               "--pidfile=", "wsgate", "--configFile", str(static)],
+        proc = Proc(self.proc_name("wsgate"),
+                    [PY, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+                     "--pidfile=", "wsgate", "--configFile", str(static)],
                     logs, env=env, cwd=d)
         self.targets["wsgate"] = Target("wsgate", f"ws://127.0.0.1:{port}/ws",
-                                        f"http://127.0.0.1:{port}/http", proc)
+                                        f"http://127.0.0.1:{port}/http", proc,
+                                        **tls_urls(tls_port))
         wait_port(port, proc, http_ok=f"http://127.0.0.1:{port}/http")
+        if tls_port:
+            wait_port(tls_port, proc)
 
     def start_nginx(self, dyn: Path, ws: int, http: int, nofile: int, logs: Path) -> None:
         nginx = self.tools.get("nginx")
         if nginx is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx failed)")
         port = free_port()
+        tls_port = free_port() if self.tls else 0
         d = self.tmp / "nginx"
-        conf = write_nginx_conf(d, NGINX_PROXY.format(port=port, ws=ws, http=http), nofile)
-        proc = Proc("nginx", [nginx, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)],
-                    logs)
+        body = NGINX_PROXY.format(port=port, ws=ws, http=http)
+        if self.tls is not None:
+            body += "\n" + NGINX_TLS_PROXY.format(
+                port=tls_port, wss=self.wss_port, cert=self.tls.cert, key=self.tls.key,
+                ca=self.tls.ca, ciphers=NGINX_TLS12_CIPHERS)
+        conf = write_nginx_conf(d, body, nofile)
+        proc = Proc(self.proc_name("nginx"),
+                    [nginx, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)], logs)
         self.targets["nginx"] = Target("nginx", f"ws://127.0.0.1:{port}/ws",
-                                       f"http://127.0.0.1:{port}/http", proc)
+                                       f"http://127.0.0.1:{port}/http", proc,
+                                       **tls_urls(tls_port))
         wait_port(port, proc, http_ok=f"http://127.0.0.1:{port}/http")
+        if tls_port:
+            wait_port(tls_port, proc)
 
     def start_traefik(self, dyn: Path, ws: int, http: int, nofile: int, logs: Path) -> None:
         exe = self.tools.get("traefik")
         if exe is None:
             raise RuntimeError(self.tools.get("traefik_error") or "traefik not installed")
         port = free_port()
+        tls_port = free_port() if self.tls else 0
         d = self.tmp / "traefik"
-        d.mkdir()
+        d.mkdir(exist_ok=True)
         args = [exe, f"--entryPoints.web.address=127.0.0.1:{port}",
                 f"--providers.file.filename={dyn}", "--providers.file.watch=false",
                 "--log.level=ERROR", "--global.checkNewVersion=false",
                 "--global.sendAnonymousUsage=false"]
-        proc = Proc("traefik", args, logs, env={"GOMAXPROCS": "1"}, cwd=d)
+        if tls_port:
+            args.append(f"--entryPoints.websecure.address=127.0.0.1:{tls_port}")
+        proc = Proc(self.proc_name("traefik"), args, logs, env={"GOMAXPROCS": "1"}, cwd=d)
         self.targets["traefik"] = Target("traefik", f"ws://127.0.0.1:{port}/ws",
-                                         f"http://127.0.0.1:{port}/http", proc)
+                                         f"http://127.0.0.1:{port}/http", proc,
+                                         **tls_urls(tls_port))
         wait_port(port, proc, http_ok=f"http://127.0.0.1:{port}/http")
+        if tls_port:
+            wait_port(tls_port, proc)
+
+    def proc_name(self, name: str) -> str:
+        """A proxy's process name (and log file): ``wsgate``, then ``wsgate-2`` after a
+        restart."""
+        n = self.generation[name] = self.generation.get(name, 0) + 1
+        return name if n == 1 else f"{name}-{n}"
+
+    def restart_loaded(self, metric: str) -> None:
+        """Fresh processes for the proxies that have carried load, so that an RSS figure does
+        not reuse memory freed by earlier measurements."""
+        names = [n for n in self.args.targets if n in self.loaded and n in self.targets
+                 and self.targets[n].proc is not None
+                 and not self.targets[n].broken.startswith("did not start")]
+        if not names:
+            return
+        say(f"== restarting {', '.join(names)} for {metric}")
+        self.notes.append(f"{metric}: measured on freshly restarted {', '.join(names)}")
+        for name in names:
+            old = self.targets[name]
+            assert old.proc is not None
+            if old.proc in Proc.started:
+                Proc.started.remove(old.proc)
+            old.proc.stop()
+            self.loaded.discard(name)
+            self.start_target(name)
+            self.check_target(name)
+            t = self.targets[name]
+            if metric == "wss-rss" and not t.broken:
+                err, _ = self.tls_smoke(t.wss_url)
+                if err:
+                    t.skip[metric] = err
 
     # -- measuring ----------------------------------------------------------------------------
     def client(self, mode: str, url: str, extra: list[str], timeout: float,
@@ -603,6 +860,8 @@ class Bench:
                profile_secs: float = 0.0) -> dict[str, Any]:
         args = [PY, str(HERE / "client.py"), mode, "--url", url, "--impl", self.impl, *extra,
                 *self.cpu_args(url)]
+        if url.startswith("wss:") and self.tls is not None:
+            args += ["--cafile", str(self.tls.ca)]
         spy = None
         if profile_target is not None and self.args.profile and self.tools.get("py-spy"):
             assert profile_target.proc is not None
@@ -615,7 +874,8 @@ class Bench:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             time.sleep(0.5)
         try:
-            r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+            r = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                               env=dict(os.environ, **self.tls_env()))
         finally:
             if spy is not None:
                 try:
@@ -634,7 +894,7 @@ class Bench:
         """--cpu groups for the client: the proxy behind this URL and the backends."""
         out = []
         for t in self.targets.values():
-            if t.proc is not None and (url == t.ws_url or url == t.http_url):
+            if t.proc is not None and url in t.urls():
                 out += ["--cpu", "proxy=" + ",".join(map(str, t.pids()))]
         pids = [pid for b in self.backend_procs for pid in b.pids()]
         out += ["--cpu", "backend=" + ",".join(map(str, pids))]
@@ -666,13 +926,14 @@ class Bench:
 
     def measure(self, metric: str, target: Target, fn: Any) -> None:
         """One round of one measurement; repeated (bounded) when the machine was busy."""
-        if target.broken:
+        if target.broken or metric in target.skip:
             return
         attempts: list[tuple[str, float, dict[str, Any]]] = []
-        tries = 1 if metric == "rss" else 1 + self.args.retries
+        tries = 1 if metric in RSS_METRICS else 1 + self.args.retries
         for attempt in range(tries):
             self.wait_quiet()
             self._attempt: list[tuple[str, float, dict[str, Any]]] = []
+            self.loaded.add(target.name)
             try:
                 fn(target)
             except Exception as exc:
@@ -735,15 +996,24 @@ class Bench:
                     k: statistics.mean(d[k] for d in dicts if k in d) for k in keys}
 
     def run_rss(self, t: Target) -> None:
+        self._idle("rss", t, t.ws_url, self.params.rss_count)
+
+    def run_wss_rss(self, t: Target) -> None:
+        self._idle("wss-rss", t, t.wss_url, self.params.wss_rss_count)
+
+    def _idle(self, metric: str, t: Target, url: str, count: int) -> None:
+        """RSS growth of the proxy per idle WebSocket held open through it."""
         if t.proc is None:
             return
-        p = self.params
         before = rss_kib(t.pids())
-        args = [PY, str(HERE / "client.py"), "idle", "--url", t.ws_url, "--impl", self.impl,
-                "--count", str(p.rss_count), "--concurrency", "64", "--max-time", "120",
+        args = [PY, str(HERE / "client.py"), "idle", "--url", url, "--impl", self.impl,
+                "--count", str(count), "--concurrency", "64", "--max-time", "120",
                 "--hold", "120"]
-        client = Proc(f"client-idle-{t.name}", args, self.tmp / "logs",
-                      stdin=subprocess.PIPE)
+        if url.startswith("wss:") and self.tls is not None:
+            args += ["--cafile", str(self.tls.ca)]
+        p = self.params
+        client = Proc(f"client-{metric}-{t.name}", args, self.tmp / "logs",
+                      stdin=subprocess.PIPE, env=self.tls_env())
         try:
             m = client.wait_for(r"open (\d+) errors (\d+)", 150)
             opened, errors = int(m.group(1)), int(m.group(2))
@@ -760,7 +1030,7 @@ class Bench:
             client.stop()
         if opened == 0:
             raise RuntimeError(f"no connection opened ({errors} errors)")
-        self.record("rss", t, (after - before) / opened,
+        self.record(metric, t, (after - before) / opened,
                     {"before_kib": before, "after_kib": after, "opened": opened,
                      "errors": errors})
 
@@ -771,13 +1041,23 @@ class Bench:
         self.record("latency_p50", t, r["p50_us"], r)
 
     def run_throughput(self, t: Target) -> None:
+        self._small("throughput", t, t.ws_url)
+
+    def run_wss(self, t: Target) -> None:
+        self._small("wss", t, t.wss_url)
+
+    def run_wss_e2e(self, t: Target) -> None:
+        self._small("wss-e2e", t, t.wss_e2e_url)
+
+    def _small(self, metric: str, t: Target, url: str) -> None:
+        """64 B messages, 64 connections x 16 in flight, echoed per second."""
         p = self.params
-        r = self.client("throughput", t.ws_url,
+        r = self.client("throughput", url,
                         ["--size", "64", "--conns", "64", "--inflight", "16",
                          "--duration", str(p.duration), "--warmup", str(p.warmup)],
                         p.duration + p.warmup + 60, profile_target=self._profiled(t),
-                        profile_name="wsgate-throughput", profile_secs=p.duration + p.warmup)
-        self.record("throughput", t, r["messages_per_s"], r)
+                        profile_name=f"wsgate-{metric}", profile_secs=p.duration + p.warmup)
+        self.record(metric, t, r["messages_per_s"], r)
 
     def run_large(self, t: Target) -> None:
         p = self.params
@@ -873,7 +1153,9 @@ class Bench:
         for metric in self.args.only:
             # rss: once, on fresh processes (a second round would reuse memory freed by the
             # first and show less than a connection costs)
-            rounds = 1 if metric == "rss" else self.args.rounds
+            rounds = 1 if metric in RSS_METRICS else self.args.rounds
+            if metric in RSS_METRICS:
+                self.restart_loaded(metric)
             for rnd in range(rounds):
                 say(f"== {metric}" + (f" (round {rnd + 1}/{rounds})" if rounds > 1 else ""))
                 # each round starts with a different target, so that a burst of load from
@@ -884,9 +1166,9 @@ class Bench:
                     t = self.targets.get(name)
                     if t is None:
                         continue
-                    if metric == "rss" and t.proc is None:
+                    if metric in RSS_METRICS and t.proc is None:
                         continue
-                    self.measure(metric, t, getattr(self, f"run_{metric}"))
+                    self.measure(metric, t, getattr(self, f"run_{metric.replace('-', '_')}"))
         self.finalize()
 
     # -- reporting ----------------------------------------------------------------------------
@@ -938,9 +1220,9 @@ class Bench:
         v = self.results.get(key, {}).get(name)
         t = self.targets[name]
         if v is None:
-            if key == "rss" and t.proc is None:
+            if key in RSS_METRICS and t.proc is None:
                 return "-"
-            if t.broken:
+            if t.broken or metric in t.skip:
                 return "broken"
             err = self.extra.get(metric, {}).get(name, {}).get("error")
             return "failed" if err else "-"
@@ -958,7 +1240,7 @@ class Bench:
                             for k in ("proxy", "client", "backend", "other"))
 
         for metric in self.args.only:
-            if metric == "rss":
+            if metric in RSS_METRICS:
                 continue
             vals = self.cpu.get(metric, {})
             lines.append([metric, *(cell(vals.get(n)) for n in names)])
@@ -993,6 +1275,20 @@ class Bench:
         widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
         fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
         return "\n".join([fmt.format(*head), *(fmt.format(*r) for r in lines)])
+
+    def tls_table(self, markdown: bool = False) -> str:
+        """What each TLS leg negotiated, per target (from the probe at start)."""
+        head = ["TLS negotiated", "client leg (client→proxy; direct: client→backend)",
+                "proxy→backend leg (wss-e2e)"]
+        lines = [[n, self.tls_seen[n].get("client", "-"), self.tls_seen[n].get("backend", "-")]
+                 for n in self.args.targets if n in self.tls_seen]
+        if markdown:
+            out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            out += ["| " + " | ".join(r) + " |" for r in lines]
+            return "\n".join(out)
+        widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return "\n".join(fmt.format(*r).rstrip() for r in [head, *lines])
 
     def goals(self) -> list[str]:
         r = self.results
@@ -1032,6 +1328,11 @@ class Bench:
 
     def broken(self) -> list[str]:
         out = [f"{t.name}: {t.broken}" for t in self.targets.values() if t.broken]
+        for t in self.targets.values():
+            reasons: dict[str, list[str]] = {}
+            for metric, why in t.skip.items():
+                reasons.setdefault(why, []).append(metric)
+            out += [f"{'/'.join(ms)} on {t.name}: {why}" for why, ms in reasons.items()]
         for metric, per in self.extra.items():
             for name, info in per.items():
                 if "error" in info:
@@ -1074,15 +1375,49 @@ def wait_port(port: int, proc: Proc, http_ok: str | None = None, timeout: float 
                        + proc.output()[-3000:])
 
 
-def smoke(t: Target, impl: str) -> str:
-    """One WebSocket echo through the target; the error text, or '' when it works."""
-    r = subprocess.run([PY, str(HERE / "client.py"), "latency", "--url", t.ws_url, "--impl",
-                        impl, "--count", "20", "--warmup-count", "1", "--max-time", "10"],
-                       capture_output=True, text=True, timeout=60)
-    if "RESULT " in r.stdout:
+def smoke(url: str, impl: str, cafile: str | None = None,
+          env: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+    """A few WebSocket echoes through the target: ('', the client's result) when it works,
+    else (the error text, {})."""
+    args = [PY, str(HERE / "client.py"), "latency", "--url", url, "--impl", impl, "--count",
+            "20", "--warmup-count", "1", "--max-time", "10"]
+    if cafile:
+        args += ["--cafile", cafile]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, **(env or {})))
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return "", dict(json.loads(line[7:]))
+    return (f"`client.py latency --url {url}` exited {r.returncode}: "
+            f"{r.stderr.strip()[-800:]}"), {}
+
+
+#: how the TLS legs are named, for a proxy and for the direct connection
+TLS_LEGS = {"client": ("client→proxy", "client→backend"), "backend": ("proxy→backend", "-")}
+
+
+def describe_tls(info: dict[str, Any]) -> str:
+    if not info:
+        return "? (no TLS information)"
+    return f"{info.get('version')} {info.get('cipher')} ({info.get('bits')}-bit)"
+
+
+def tls_group(port: int, tls: TlsFiles, env: dict[str, str]) -> str:
+    """The key-exchange group a TLS server picks for an OpenSSL client with the bench
+    client's settings, from ``openssl s_client -brief`` (Python's ssl does not tell); '' when
+    openssl is missing or says nothing."""
+    exe = find_exe("openssl")
+    if exe is None:
         return ""
-    return (f"`client.py latency --url {t.ws_url}` exited {r.returncode}: "
-            f"{r.stderr.strip()[-800:]}")
+    try:
+        r = subprocess.run([exe, "s_client", "-connect", f"127.0.0.1:{port}", "-brief",
+                            "-CAfile", str(tls.ca)], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, **env))
+    except subprocess.TimeoutExpired:
+        return ""
+    m = re.search(r"(?:Server|Peer) Temp Key: ([^,\n]+)", r.stdout + r.stderr)
+    return m.group(1).strip() if m else ""
 
 
 def collect_versions(b: Bench) -> None:
@@ -1105,6 +1440,19 @@ def collect_versions(b: Bench) -> None:
     if b.tools.get("nginx"):
         r = subprocess.run([str(b.tools["nginx"]), "-v"], capture_output=True, text=True)
         v["nginx"] = (r.stderr or r.stdout).strip().split("/")[-1]
+    if any(m in TLS_METRICS for m in b.args.only):
+        v["OpenSSL (client, backend)"] = ssl.OPENSSL_VERSION
+        r = subprocess.run([PY, "-c", "from OpenSSL import SSL; "
+                            "print(SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode())"],
+                           capture_output=True, text=True)
+        v["OpenSSL (wsgate, via pyOpenSSL/cryptography)"] = r.stdout.strip() or "?"
+        if b.tools.get("nginx"):
+            r = subprocess.run([str(b.tools["nginx"]), "-V"], capture_output=True, text=True)
+            out = r.stderr + r.stdout
+            m = (re.search(r"running with (OpenSSL [^\s)]+)", out)
+                 or re.search(r"built with (OpenSSL [^\s)]+)", out))
+            if m:
+                v["OpenSSL (nginx)"] = m.group(1)
     if b.tools.get("traefik"):
         r = subprocess.run([str(b.tools["traefik"]), "version"], capture_output=True, text=True)
         m = re.search(r"Version:\s*(\S+)", r.stdout)
@@ -1134,7 +1482,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int,
                    help="rounds per measurement (not rss), median reported; default 3, "
                         "1 with --quick")
-    p.add_argument("--rss-count", type=int, help="idle connections for rss (default 5000)")
+    p.add_argument("--rss-count", type=int,
+                   help="idle connections for rss and wss-rss (default 5000 for rss, 2000 for "
+                        "wss-rss; 500 each with --quick)")
+    p.add_argument("--tls13-suites", default=TLS13_SUITES,
+                   help="TLS 1.3 suites (OpenSSL names, colon-separated) the bench client offers "
+                        "and its TLS backend accepts, so that every proxy and leg negotiates "
+                        f"the same one (default {TLS13_SUITES}; '' for OpenSSL's defaults)")
     p.add_argument("--wait-quiet", type=float,
                    help="before each measurement wait up to this many seconds for the rest "
                         "of the machine to be idle (default 120; 0 with --quick)")
@@ -1157,8 +1511,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--markdown", help="write the tables as Markdown to this file")
     p.add_argument("--profile", metavar="DIR",
                    help="record wsgate with py-spy (raw collapsed stacks) into DIR during "
-                        "throughput, large, handshake and http; figures of such a run are "
-                        "not comparable")
+                        "throughput, large, handshake, http, wss and wss-e2e; figures of such "
+                        "a run are not comparable")
     p.add_argument("--allow-idle-states", action="store_true",
                    help="do not hold the CPUs out of idle states (cpu_dma_latency) while running")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
@@ -1170,6 +1524,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bad:
         p.error(f"unknown: {', '.join(bad)}")
     # rss first: later loads leave freed memory in the proxies that new connections would reuse
+    # (wss-rss, last, is measured on restarted proxies for the same reason)
     a.only = [m for m in MEASUREMENTS if m in a.only]
     a.targets = [t for t in TARGETS if t in a.targets]
     return a
@@ -1185,7 +1540,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.retries is None:
         args.retries = 0 if args.quick else 2
     if args.rss_count:
-        params.rss_count = args.rss_count
+        params.rss_count = params.wss_rss_count = args.rss_count
     if args.duration:
         params.duration = args.duration
     install = not args.no_install
@@ -1230,7 +1585,9 @@ def main(argv: list[str] | None = None) -> int:
     text = [f"wsgate bench, {started:%Y-%m-%d %H:%M} UTC, "
             f"{'quick' if args.quick else 'full'} mode, client={impl}",
             "", bench.table(), "", bench.cpu_table(), "", bench.cost_table(), "",
-            *bench.goals()]
+            *([bench.tls_table(), ""] if bench.tls_seen else []), *bench.goals()]
+    if text[-1] == "":
+        text.pop()
     if bench.broken():
         text += ["", "problems:", *(f"  {x}" for x in bench.broken())]
     text += ["", *(f"note: {n}" for n in bench.notes),
@@ -1243,7 +1600,7 @@ def main(argv: list[str] | None = None) -> int:
             "details": bench.extra, "cpu_percent": bench.cpu,
             "proxy_cpu_per_unit": bench.cost,
             "versions": bench.versions, "notes": bench.notes, "problems": bench.broken(),
-            "goals": bench.goals()}, indent=2, default=str))
+            "tls_negotiated": bench.tls_seen, "goals": bench.goals()}, indent=2, default=str))
     if args.profile:
         from profile_summary import render
 
@@ -1255,6 +1612,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.markdown).write_text("\n\n".join([
             bench.table(markdown=True), bench.cpu_table(markdown=True),
             bench.cost_table(markdown=True),
+            *([bench.tls_table(markdown=True)] if bench.tls_seen else []),
             "\n".join(f"- {g}" for g in bench.goals())]) + "\n")
     return 0
 

@@ -29,6 +29,8 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from wsgate.proxy import splice
+from wsgate.proxy.sockets import splice_capable
 from wsgate.websocket import (
     CloseCode,
     FrameError,
@@ -53,6 +55,9 @@ LIFETIME_JITTER = 0.1
 IDLE_CHECKS = 4
 #: Bytes of the proxy's ping payloads (random, so a pong is matched to the proxy's own ping).
 PING_PAYLOAD_BYTES = 8
+#: A chunk at least this large may be the start of a frame worth splicing (wsgate/proxy/splice.py);
+#: smaller chunks never look.
+SPLICE_HINT = 16 * 1024
 
 # The mode of one direction.
 _FAST = 0  # frames tracked, each chunk written on whole: the common case
@@ -148,6 +153,7 @@ class WebSocketRelay:
         "_down_done",
         "_down_failed",
         "_down_mode",
+        "_down_pump",
         "_finished",
         "_idle_bytes",
         "_idle_call",
@@ -162,6 +168,7 @@ class WebSocketRelay:
         "_ping_timeout",
         "_pong_call",
         "_rate",
+        "_splice_ok",
         "_tokens",
         "_tokens_at",
         "_up_blind",
@@ -169,6 +176,7 @@ class WebSocketRelay:
         "_up_done",
         "_up_failed",
         "_up_mode",
+        "_up_pump",
         "backend",
         "client",
         "close_timeout",
@@ -252,6 +260,11 @@ class WebSocketRelay:
         self._close_call: Any = None
         self._client_side = _ReadSide(client)
         self._backend_side = _ReadSide(backend)
+        #: Large frame payloads may be spliced in the kernel (plain TCP on both sides).
+        self._splice_ok = splice.available() and splice_capable(client) and \
+            splice_capable(backend)
+        self._up_pump: splice.SplicePump | None = None
+        self._down_pump: splice.SplicePump | None = None
         client.registerProducer(self._backend_side, True)
         backend.registerProducer(self._client_side, True)
         if policy is not None:
@@ -395,6 +408,8 @@ class WebSocketRelay:
             self._up_mode = _WATCH
         else:
             self._up_mode = _FAST
+        if self._up_mode and self._up_pump is not None:
+            self._up_pump.disarm()  # the rest of the frame goes through the relay
 
     def _update_down(self) -> None:
         if self._down_done or self._client_lost:
@@ -405,6 +420,36 @@ class WebSocketRelay:
             self._down_mode = _WATCH
         else:
             self._down_mode = _FAST
+        if self._down_mode and self._down_pump is not None:
+            self._down_pump.disarm()
+
+    # -- splicing large payloads ----------------------------------------------------------------
+    def _splice_up(self) -> None:
+        remaining = self.upstream.bytes_until_boundary
+        if remaining is None or remaining < splice.SPLICE_MIN:
+            return
+        pump = self._up_pump
+        if pump is None:
+            pump = self._up_pump = splice.SplicePump(
+                self.client, self.backend, self.upstream, self._client_side, self._spliced_up)
+        pump.arm()
+
+    def _splice_down(self) -> None:
+        remaining = self.downstream.bytes_until_boundary
+        if remaining is None or remaining < splice.SPLICE_MIN:
+            return
+        pump = self._down_pump
+        if pump is None:
+            pump = self._down_pump = splice.SplicePump(
+                self.backend, self.client, self.downstream, self._backend_side,
+                self._spliced_down)
+        pump.arm()
+
+    def _spliced_up(self, n: int) -> None:
+        self.stats.client_bytes += n
+
+    def _spliced_down(self, n: int) -> None:
+        self.stats.backend_bytes += n
 
     # -- data: client → backend -----------------------------------------------------------------
     def from_client(self, data: bytes) -> None:
@@ -416,6 +461,8 @@ class WebSocketRelay:
                 self._fast_error_up(data, exc)
                 return
             self.backend.write(data)
+            if len(data) >= SPLICE_HINT and self._splice_ok:
+                self._splice_up()
             return
         self._client_data(data)
 
@@ -537,6 +584,8 @@ class WebSocketRelay:
                 self._fast_error_down(data, exc)
                 return
             self.client.write(data)
+            if len(data) >= SPLICE_HINT and self._splice_ok:
+                self._splice_down()
             return
         self._backend_data(data)
 
@@ -854,6 +903,10 @@ class WebSocketRelay:
         for name in ("_idle_call", "_ping_call", "_pong_call", "_lifetime_call",
                      "_close_call"):
             setattr(self, name, _cancel(getattr(self, name)))
+        for pump in (self._up_pump, self._down_pump):
+            if pump is not None:
+                pump.close()
+        self._up_pump = self._down_pump = None
         if self.stats.close_code is None:
             if self.upstream.close is not None:
                 self.stats.close_code = self.upstream.close.code

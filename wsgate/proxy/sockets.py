@@ -30,16 +30,34 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 class _WriteThrough:
     """Mixin for ``tcp.Connection`` subclasses: send now if the queue is empty."""
 
+    #: Read size and write-buffer threshold (Twisted's default is 64 KiB): fewer reads and
+    #: pause/resume cycles for large messages, still a bound per slow reader.
+    bufferSize = 256 * 1024
+
     # Attributes of twisted.internet.abstract.FileDescriptor / tcp.Connection.
     TLS: bool
     connected: int
+    disconnecting: int
     _writeDisconnected: bool
+    _writeDisconnecting: bool
     _tempDataLen: int
     dataBuffer: bytes
     offset: int
     socket: Any
 
+    #: A SplicePump that may put bytes for this transport in its pipe (wsgate/proxy/splice.py).
+    #: While set, what is written (and a close) waits for the pipe to drain: bytes queued in
+    #: Twisted's buffer go first, then the pipe's, then these.
+    _pipe: Any = None
+
+    def has_queued(self) -> bool:
+        """Bytes wait in Twisted's write buffer."""
+        return bool(self._tempDataLen or self.offset != len(self.dataBuffer))
+
     def write(self, data: bytes) -> None:
+        if self._pipe is not None and data:
+            self._pipe.after(data)
+            return
         if (self._tempDataLen or self.offset != len(self.dataBuffer) or self.TLS
                 or not self.connected or self._writeDisconnected or not data
                 or type(data) is not bytes):
@@ -57,10 +75,40 @@ class _WriteThrough:
             FileDescriptor.write(self, data[sent:])  # type: ignore[arg-type]
 
     def writeSequence(self, iovec: Iterable[bytes]) -> None:
-        if self._tempDataLen or self.offset != len(self.dataBuffer) or self.TLS:
+        if (self._tempDataLen or self.offset != len(self.dataBuffer) or self.TLS) \
+                and self._pipe is None:
             tcp.Connection.writeSequence(self, iovec)  # type: ignore[arg-type]
             return
         self.write(b"".join(iovec))
+
+    def loseConnection(self) -> None:
+        if self._pipe is not None:
+            self._pipe.after_close(half=False)
+            return
+        tcp.Connection.loseConnection(self)  # type: ignore[arg-type]
+
+    def loseWriteConnection(self) -> None:
+        if self._pipe is not None:
+            self._pipe.after_close(half=True)
+            return
+        tcp.Connection.loseWriteConnection(self)  # type: ignore[arg-type]
+
+    def doWrite(self) -> Any:
+        pipe = self._pipe
+        if pipe is None:
+            return tcp.Connection.doWrite(self)  # type: ignore[arg-type]
+        if self._tempDataLen or self.offset != len(self.dataBuffer):
+            # What was queued before the pipe goes first (Twisted stops writing once it is
+            # out; no close can be pending, the pipe holds it back).
+            result = tcp.Connection.doWrite(self)  # type: ignore[arg-type]
+            if result is not None or self._tempDataLen or self.offset != len(self.dataBuffer):
+                return result
+        return pipe.writable()
+
+
+def splice_capable(transport: Any) -> bool:
+    """A plain TCP transport of this module (bytes on the socket are the stream's bytes)."""
+    return isinstance(transport, _WriteThrough) and not transport.TLS
 
 
 class WriteThroughServer(_WriteThrough, tcp.Server):

@@ -314,6 +314,25 @@ class FrameTracker:
             self.messages += messages
             self.data_bytes += data_bytes
 
+    def skip_payload(self, n: int) -> None:
+        """Account for ``n`` payload bytes of the data frame in progress that were relayed
+        without passing through Python (spliced from socket to socket in the kernel).
+
+        Only payload bytes of a data frame can be skipped: control frames and headers must be
+        seen. ``n`` may not exceed ``bytes_until_boundary``.
+        """
+        if self._error is not None:
+            raise self._error
+        if n <= 0 or self._hdr or self._ctl is not None or n > self._remaining:
+            kind = "control" if self._ctl is not None else "data"
+            raise ValueError(f"cannot skip {n} payload bytes: {self._remaining} remain in "
+                             f"the {kind} frame in progress")
+        self._remaining -= n
+        self.data_bytes += n
+        self._frame_start -= n
+        if not self._remaining:
+            self._end_data_frame([])
+
     def _hold(self, data: Chunk, pos: int, n: int) -> None:
         """Keep an incomplete header (at most 13 bytes) for the next feed."""
         self._hdr = bytes(data[pos:n])
