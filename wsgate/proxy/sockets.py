@@ -24,7 +24,8 @@ from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IConnector, IListeningPort
 from twisted.internet.posixbase import PosixReactorBase
-from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from wsgate.tls.transport import client_tls_factory
 
 
 class _WriteThrough:
@@ -156,5 +157,5 @@ def connect_tls(reactor: Any, host: str, port: int, factory: Any, context: Any, 
     if not isinstance(reactor, PosixReactorBase):
         return reactor.connectSSL(host, port, factory, context,  # type: ignore[no-any-return]
                                   timeout=timeout)
-    return connect_tcp(reactor, host, port, TLSMemoryBIOFactory(context, True, factory),
+    return connect_tcp(reactor, host, port, client_tls_factory(context, factory),
                        timeout=timeout)

@@ -16,7 +16,7 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IProtocol
 from twisted.logger import Logger
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from wsgate.config.errors import ConfigError
@@ -30,6 +30,7 @@ from wsgate.tls.names import (
     build_host_options,
     rule_hosts,
 )
+from wsgate.tls.transport import CoalescingTLSFactory, CoalescingTLSProtocol
 
 __all__ = [
     "Choice",
@@ -278,7 +279,7 @@ class _ChosenContext:
         return SSL.Connection(tlsProtocol.tls_context, None)
 
 
-class ServerTLSTransport(BufferingTLSTransport):
+class ServerTLSTransport(CoalescingTLSProtocol):
     """A server-side TLS connection whose context was chosen from its ClientHello."""
 
     def __init__(self, factory: TLSMemoryBIOFactory, wrapped: IProtocol,
@@ -289,4 +290,4 @@ class ServerTLSTransport(BufferingTLSTransport):
 
 def server_tls_factory(wrapped_factory: Any, clock: Any) -> TLSMemoryBIOFactory:
     """The TLS wrapping factory of one entryPoint (one per listener, not per connection)."""
-    return TLSMemoryBIOFactory(_ChosenContext(), False, wrapped_factory, clock=clock)
+    return CoalescingTLSFactory(_ChosenContext(), False, wrapped_factory, clock=clock)
