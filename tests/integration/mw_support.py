@@ -1,5 +1,6 @@
-"""What the middleware integration tests share: a WebSocket client that reports what the
-ws_backend saw (its /headers page), one that expects a refusal, and plain HTTP requests to
+"""What the middleware integration tests share: their routers and services (``NAME.test`` to
+the ws_backend, ``NAME-http.test`` to the http_backend), a WebSocket client that reports what
+the ws_backend saw (its /headers page), one that expects a refusal, and plain HTTP requests to
 the http_backend (which answers with the request it saw)."""
 
 from __future__ import annotations
@@ -12,7 +13,31 @@ from typing import Any, NamedTuple
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.integration.harness import Response, Wsgate, request, ws_connect
+from tests.integration.conftest import Peers
+from tests.integration.harness import Response, Wsgate, lb, request, ws_connect
+
+
+def scenario_routers(scenarios: dict[str, list[str]], **extra: Any) -> dict[str, Any]:
+    """Two routers a scenario, with its middlewares: NAME (Host ``NAME.test``) to the service
+    ``ws`` and NAME-http (Host ``NAME-http.test``) to ``http``; ``extra`` in each of them."""
+    routers: dict[str, Any] = {}
+    for name, middlewares in scenarios.items():
+        routers[name] = {"rule": f"Host(`{name}.test`)", "service": "ws",
+                         "middlewares": middlewares, **extra}
+        routers[f"{name}-http"] = {"rule": f"Host(`{name}-http.test`)", "service": "http",
+                                   "middlewares": middlewares, **extra}
+    return routers
+
+
+def peer_dynamic(peers: Peers, routers: dict[str, Any], middlewares: dict[str, Any],
+                 **services: Any) -> dict[str, Any]:
+    """The dynamic configuration of a module: its routers and middlewares, the services
+    ``ws`` (the session's ws_backend) and ``http`` (its http_backend), and ``services``."""
+    return {"http": {
+        "routers": routers,
+        "services": {"ws": lb(peers.ws_ports[0]), "http": lb(peers.http_a_port), **services},
+        "middlewares": middlewares,
+    }}
 
 
 class Seen(NamedTuple):
@@ -36,10 +61,6 @@ class Seen(NamedTuple):
 
     def reply_all(self, name: str) -> list[str]:
         return [v for n, v in self.response if n.lower() == name.lower()]
-
-
-def lb(port: int) -> dict[str, Any]:
-    return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}
 
 
 def ws_seen(port: int, host: str, path: str, **kwargs: Any) -> Seen:

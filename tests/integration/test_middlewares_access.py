@@ -33,7 +33,8 @@ from tests.integration.mw_support import (
     http,
     http_head,
     http_seen,
-    lb,
+    peer_dynamic,
+    scenario_routers,
     show_log,
     ws_echo,
     ws_refused,
@@ -134,22 +135,13 @@ def _config(peers: Peers, auth: AuthServer, tmp: Path) -> tuple[dict[str, Any], 
         },
         "ping": {"manualRouting": True},
     }
-    routers: dict[str, Any] = {}
-    for name, mws in SCENARIOS.items():
-        routers[name] = {"rule": f"Host(`{name}.test`)", "service": "ws", "middlewares": mws}
-        routers[f"{name}-http"] = {"rule": f"Host(`{name}-http.test`)", "service": "http",
-                                   "middlewares": mws}
+    routers = scenario_routers(SCENARIOS)
     for name, mws in INTERNAL.items():
         routers[name] = {"rule": f"Host(`{name}.test`)", "service": "echo@internal",
                          "middlewares": mws}
     routers["ping"] = {"rule": "Host(`ping.test`)", "service": "ping@internal",
                        "middlewares": ["mark", "auth-inline"]}
-    dynamic = {"http": {
-        "routers": routers,
-        "services": {"ws": lb(peers.ws_ports[0]), "http": lb(peers.http_a_port)},
-        "middlewares": middlewares,
-    }}
-    return static, dynamic
+    return static, peer_dynamic(peers, routers, middlewares)
 
 
 @pytest.fixture(scope="module")
@@ -166,17 +158,8 @@ def gw(peers: Peers, auth_server: AuthServer,
        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsgate]:
     tmp = tmp_path_factory.mktemp("mw-access")
     static, dynamic = _config(peers, auth_server, tmp)
-    gate = Wsgate(tmp, static, dynamic)
-    try:
+    with Wsgate(tmp, static, dynamic) as gate:
         yield gate
-    finally:
-        gate.stop()
-
-
-@pytest.fixture
-def port(gw: Wsgate) -> Iterator[int]:
-    with show_log(gw):
-        yield gw.ports["web"]
 
 
 _unique = itertools.count(1)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import Peers
 from tests.integration.harness import Wsgate
-from tests.integration.mw_support import http, http_seen, lb, show_log, ws_echo, ws_refused
+from tests.integration.mw_support import http, http_seen, peer_dynamic, ws_echo, ws_refused
 
 #: Router → (its middleware, the field named in the error).
 BAD: dict[str, tuple[str, str]] = {
@@ -63,29 +63,15 @@ def _config(peers: Peers, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "badep": {"address": "127.0.0.1:0", "http": {"middlewares": ["strip-regex@file"]}},
         },
     }
-    dynamic = {"http": {
-        "routers": routers,
-        "services": {"ws": lb(peers.ws_ports[0]), "http": lb(peers.http_a_port)},
-        "middlewares": middlewares,
-    }}
-    return static, dynamic
+    return static, peer_dynamic(peers, routers, middlewares)
 
 
 @pytest.fixture(scope="module")
 def gw(peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsgate]:
     tmp = tmp_path_factory.mktemp("mw-config")
     static, dynamic = _config(peers, tmp)
-    gate = Wsgate(tmp, static, dynamic)
-    try:
+    with Wsgate(tmp, static, dynamic) as gate:
         yield gate
-    finally:
-        gate.stop()
-
-
-@pytest.fixture
-def port(gw: Wsgate) -> Iterator[int]:
-    with show_log(gw):
-        yield gw.ports["web"]
 
 
 @pytest.mark.parametrize("router", sorted(BAD))

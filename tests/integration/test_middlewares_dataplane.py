@@ -20,11 +20,7 @@ import pytest
 
 from tests.integration.conftest import Peers
 from tests.integration.harness import Proc, RawHTTP, Wsgate, request, start_http_backend
-from tests.integration.mw_support import http, http_head, lb, show_log, ws_echo, ws_refused
-
-
-def servers(*ports: int) -> dict[str, Any]:
-    return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{p}"} for p in ports]}}
+from tests.integration.mw_support import http, http_head, lb, ws_echo, ws_refused
 
 
 @pytest.fixture(scope="module")
@@ -93,23 +89,14 @@ def gw(tmp_path_factory: pytest.TempPathFactory, peers: Peers,
             "pages": lb(peers.http_b_port),
             "ws": lb(peers.ws_ports[0]),
             "dead": lb(peers.refused_port),
-            "half-dead": servers(peers.refused_port, peers.http_a_port),
-            "half-dead-ws": servers(peers.refused_port, peers.ws_ports[0]),
-            "sick-well": servers(own["sick"][1], own["well"][1]),
+            "half-dead": lb(peers.refused_port, peers.http_a_port),
+            "half-dead-ws": lb(peers.refused_port, peers.ws_ports[0]),
+            "sick-well": lb(own["sick"][1], own["well"][1]),
             "breaker": lb(own["breaker"][1]),
         },
     }}
-    gate = Wsgate(tmp, static, dynamic)
-    try:
+    with Wsgate(tmp, static, dynamic) as gate:
         yield gate
-    finally:
-        gate.stop()
-
-
-@pytest.fixture
-def port(gw: Wsgate) -> Iterator[int]:
-    with show_log(gw):
-        yield gw.ports["web"]
 
 
 def backend_get(port: int, target: str) -> int:

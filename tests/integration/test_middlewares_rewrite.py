@@ -20,6 +20,8 @@ from tests.integration.mw_support import (
     http,
     http_seen,
     lb,
+    peer_dynamic,
+    scenario_routers,
     show_log,
     ws_echo,
     ws_redirected,
@@ -109,34 +111,15 @@ def _config(peers: Peers) -> tuple[dict[str, Any], dict[str, Any]]:
         "down": {"rule": "Host(`down.test`)", "service": "down",
                  "middlewares": ["hdr-custom"], "entryPoints": ["web"]},
     }
-    for name, middlewares in SCENARIOS.items():
-        routers[name] = {"rule": f"Host(`{name}.test`)", "service": "ws",
-                         "middlewares": middlewares, "entryPoints": ["web"]}
-        routers[f"{name}-http"] = {"rule": f"Host(`{name}-http.test`)", "service": "http",
-                                   "middlewares": middlewares, "entryPoints": ["web"]}
-    dynamic = {"http": {
-        "routers": routers,
-        "services": {"ws": lb(peers.ws_ports[0]), "http": lb(peers.http_a_port),
-                     "down": lb(peers.refused_port)},
-        "middlewares": MIDDLEWARES,
-    }}
-    return static, dynamic
+    routers.update(scenario_routers(SCENARIOS, entryPoints=["web"]))
+    return static, peer_dynamic(peers, routers, MIDDLEWARES, down=lb(peers.refused_port))
 
 
 @pytest.fixture(scope="module")
 def gw(peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsgate]:
     static, dynamic = _config(peers)
-    gate = Wsgate(tmp_path_factory.mktemp("mw-rewrite"), static, dynamic)
-    try:
+    with Wsgate(tmp_path_factory.mktemp("mw-rewrite"), static, dynamic) as gate:
         yield gate
-    finally:
-        gate.stop()
-
-
-@pytest.fixture
-def port(gw: Wsgate) -> Iterator[int]:
-    with show_log(gw):
-        yield gw.ports["web"]
 
 
 # -- headers ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import wsgate
 from tests.integration.harness import (
     Wsgate,
     free_port,
+    lb,
     start_http_backend,
     start_ws_backend,
     ws_connect,
@@ -32,10 +33,6 @@ from tests.integration.ops_clients import (
     http,
     scrape,
 )
-
-
-def _lb(port: int) -> dict[str, Any]:
-    return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +51,7 @@ def _dynamic(http_port: int, ws_port: int, **extra_routers: Any) -> dict[str, An
             "chat": {"rule": "PathPrefix(`/chat`)", "service": "chat", "entryPoints": ["web"]},
             **extra_routers,
         },
-        "services": {"app": _lb(http_port), "chat": _lb(ws_port)},
+        "services": {"app": lb(http_port), "chat": lb(ws_port)},
     }}
 
 
@@ -302,7 +299,7 @@ def _dynamic_with_dead(http_port: int, ws_port: int) -> dict[str, Any]:
     dynamic = _dynamic(http_port, ws_port,
                        dead={"rule": "PathPrefix(`/dead`)", "service": "dead"},
                        broken={"rule": "PathPrefix(`/broken`)", "service": "missing"})
-    dynamic["http"]["services"]["dead"] = _lb(free_port())
+    dynamic["http"]["services"]["dead"] = lb(free_port())
     return dynamic
 
 

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosedError
 from tests.integration.harness import (
     Wsgate,
     free_port,
+    lb,
     start_http_backend,
     start_ws_backend,
     ws_connect,
@@ -28,10 +29,6 @@ from tests.integration.harness import (
 from tests.integration.ops_clients import echo_session, http
 
 K = 3
-
-
-def _lb(port: int, **extra: Any) -> dict[str, Any]:
-    return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}], **extra}}
 
 
 def _dynamic(http_port: int, ws_port: int, victim_port: int = 0) -> dict[str, Any]:
@@ -42,12 +39,12 @@ def _dynamic(http_port: int, ws_port: int, victim_port: int = 0) -> dict[str, An
         "dead": {"rule": "PathPrefix(`/dead`)", "service": "dead"},
     }
     services: dict[str, Any] = {
-        "app": _lb(http_port), "chat": _lb(ws_port), "dead": _lb(free_port()),
-        "slow": _lb(http_port, serversTransport="impatient"),
+        "app": lb(http_port), "chat": lb(ws_port), "dead": lb(free_port()),
+        "slow": lb(http_port, serversTransport="impatient"),
     }
     if victim_port:
         routers["victim"] = {"rule": "PathPrefix(`/victim`)", "service": "victim"}
-        services["victim"] = _lb(victim_port)
+        services["victim"] = lb(victim_port)
     return {"http": {
         "routers": routers, "services": services,
         "serversTransports": {"impatient": {"forwardingTimeouts": {

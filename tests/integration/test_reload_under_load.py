@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.harness import Proc, Wsgate, start_http_backend, start_ws_backend
+from tests.integration.harness import Proc, Wsgate, lb, start_http_backend, start_ws_backend
 
 CLIENTS = 200
 CHANGES = 20
@@ -71,9 +71,6 @@ def _get(port: int, host: str, timeout: float = 2.0) -> tuple[int, str]:
 
 def valid_config(p: Peers, version: int) -> dict[str, Any]:
     """Version ``version``: routers v1..vN (new each time) and base.test flipping a/b."""
-    def lb(port: int) -> dict[str, Any]:
-        return {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}
-
     routers: dict[str, Any] = {
         "ws": {"rule": "Host(`ws.test`)", "service": "echo"},
         "base": {"rule": "Host(`base.test`)", "service": "web-a" if version % 2 else "web-b"},

@@ -1,9 +1,11 @@
 """Graceful shutdown: /ping fails first, every live WebSocket gets 1001, the process exits in
-time. Traefik cuts TCP here (peers see 1006)."""
+time, a second signal is one log line and does not cut the drain short. Traefik cuts TCP here
+(peers see 1006)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 import urllib.error
@@ -13,8 +15,9 @@ from pathlib import Path
 import pytest
 import websockets
 from websockets.asyncio.client import connect
+from websockets.frames import Close, Opcode
 
-from tests.integration.harness import Wsgate, start_ws_backend
+from tests.integration.harness import RawWSClient, Wsgate, start_ws_backend
 
 SESSIONS = 500
 
@@ -106,6 +109,39 @@ def test_ping_fails_during_request_accept_grace(tmp_path: Path) -> None:
             urllib.request.urlopen(url, timeout=10)
         assert failed.value.code == 503
         assert gate.proc.popen.wait(20) in (0, -signal.SIGTERM)
+    finally:
+        gate.stop()
+        backend.stop()
+
+
+def test_a_second_signal_during_the_drain_is_one_line(tmp_path: Path) -> None:
+    """Twisted's handler would call reactor.stop() again and log a ReactorNotRunning
+    traceback; the drain goes on and the client still gets its 1001."""
+    backend, backend_port = start_ws_backend()
+    gate = Wsgate(tmp_path, _static(grace="10s"), _dynamic(backend_port))
+    try:
+        client = RawWSClient(gate.ports["web"], "127.0.0.1", "/session/held")
+        client.send_text("hello")
+        assert client.next_frame().data == b"hello"
+        os.kill(gate.proc.pid, signal.SIGTERM)
+        # The client does not read yet: its session holds the drain open (it has the 1001 and
+        # has not answered it) while the other signals come.
+        gate.proc.wait_for(r"connections to drain", timeout=10)
+        for again in (signal.SIGTERM, signal.SIGINT):
+            os.kill(gate.proc.pid, again)
+            gate.proc.wait_for(rf"Received {again.name} while shutting down: already "
+                               r"draining: .*; a second signal does not shorten the drain",
+                               timeout=10)
+        close = client.next_frame()
+        assert close.opcode is Opcode.CLOSE
+        assert Close.parse(close.data).code == 1001
+        assert client.next_frame() is None  # the close answered, wsgate ends the connection
+        gate.proc.wait_for(r"shutdown complete", timeout=15)
+        assert gate.proc.popen.wait(15) in (0, -signal.SIGTERM)
+        log = gate.proc.output()
+        assert "Traceback" not in log, log
+        assert "ReactorNotRunning" not in log, log
+        assert gate.proc.count(r"while shutting down") == 2, log
     finally:
         gate.stop()
         backend.stop()

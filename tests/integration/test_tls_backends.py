@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests import seed
-from tests.integration.harness import PEERS, Proc, Wsgate
+from tests.integration.harness import Proc, Wsgate, start_wss_backends
 from tests.integration.tls_clients import TIMEOUT, echo, seed_dynamic_file, seed_static, wss
 from tests.tlspki import PKI, Issued
 
@@ -39,17 +38,6 @@ class Backends:
 
     def requests(self, name: str) -> int:
         return self.proc.count(rf"^request {re.escape(name)} ")
-
-
-def start_wss_backends(specs: dict[str, str]) -> tuple[Proc, dict[str, int]]:
-    args = [sys.executable, str(PEERS / "wss_backend.py")]
-    for name, spec in specs.items():
-        args += ["--tls", f"{name}={spec}"]
-    proc = Proc(args, name="wss_backend")
-    proc.wait_for(r"^ready$")
-    ports = {m.group(1): int(m.group(2)) for line in proc.lines
-             if (m := re.match(r"listening (\S+) (\d+)", line))}
-    return proc, ports
 
 
 @pytest.fixture(scope="module")

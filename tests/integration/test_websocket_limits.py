@@ -5,8 +5,6 @@ maxConnections (429 at the handshake, admission again once a session ends)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import threading
 import time
@@ -19,8 +17,15 @@ import pytest_twisted
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close, Opcode
 
-from tests.integration.conftest import _FAILED, Peers
-from tests.integration.harness import RawWSClient, Wsgate, free_port, ws_connect
+from tests.integration.conftest import Peers
+from tests.integration.harness import (
+    RawWSClient,
+    Wsgate,
+    free_port,
+    read_head,
+    websocket_accept,
+    ws_connect,
+)
 from tests.wsframes import CLOSE, PING, PONG, TEXT, enc, parse
 from wsgate.proxy.relay import CLOSE_TIMEOUT
 
@@ -32,8 +37,6 @@ LIFETIME = 1.0
 class RecordingWSBackend:
     """A raw WebSocket backend in a thread: accepts upgrades with a correct 101, records
     every byte each connection sends, and answers a close frame with a close frame."""
-
-    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     def __init__(self) -> None:
         self.listener = socket.socket()
@@ -61,23 +64,13 @@ class RecordingWSBackend:
         try:
             with conn:
                 conn.settimeout(30)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
-                head, _, rest = head.partition(b"\r\n\r\n")
-                key = ""
-                for line in head.decode("latin-1").split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "sec-websocket-key":
-                        key = value.strip()
-                accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest())
+                first = read_head(conn)
+                if first is None:
+                    return
+                head, data = first
                 conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept
-                             + b"\r\n\r\n")
-                data = rest
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                             + websocket_accept(head) + b"\r\n\r\n")
                 while True:
                     with self.lock:
                         received += data
@@ -109,8 +102,8 @@ def recorder() -> Iterator[RecordingWSBackend]:
 
 
 @pytest.fixture(scope="module")
-def gate(peers: Peers, recorder: RecordingWSBackend,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsgate]:
+def gw(peers: Peers, recorder: RecordingWSBackend,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsgate]:
     ws = f"http://127.0.0.1:{peers.ws_ports[0]}"
     policies: dict[str, tuple[str, dict[str, Any]]] = {
         "idle": (ws, {"idleTimeout": f"{IDLE}s"}),
@@ -131,21 +124,9 @@ def gate(peers: Peers, recorder: RecordingWSBackend,
                 for name, (url, _) in policies.items()}
     static = {"log": {"level": "DEBUG"},
               "entryPoints": {"web": {"address": f"127.0.0.1:{free_port()}"}}}
-    gw = Wsgate(tmp_path_factory.mktemp("limits"), static,
-                {"http": {"routers": routers, "services": services}})
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
-@pytest.fixture
-def port(gate: Wsgate, request: pytest.FixtureRequest) -> Iterator[int]:
-    """This module's wsgate; its log lines of a failed test are shown."""
-    start = len(gate.proc.lines)
-    yield gate.ports["web"]
-    if request.node.stash.get(_FAILED, False):
-        print("wsgate log during the test:\n" + "\n".join(gate.proc.lines[start:][-80:]))
+    with Wsgate(tmp_path_factory.mktemp("limits"), static,
+                {"http": {"routers": routers, "services": services}}) as gate:
+        yield gate
 
 
 def _tag() -> str:
@@ -326,7 +307,7 @@ def test_too_big_backend_message_closes_1009_both_ways(peers: Peers, port: int) 
 # -- message rate -------------------------------------------------------------------------------
 
 
-def test_flooding_client_is_closed_1008_after_its_allowance(gate: Wsgate, port: int) -> None:
+def test_flooding_client_is_closed_1008_after_its_allowance(gw: Wsgate, port: int) -> None:
     client = RawWSClient(port, "rate.test", "/echo")
     client.sock.sendall(b"".join(enc(TEXT, f"m{i}".encode(), masked=True)
                                  for i in range(100)))
@@ -337,7 +318,7 @@ def test_flooding_client_is_closed_1008_after_its_allowance(gate: Wsgate, port: 
     assert client.next_frame() is None  # its close answered, the proxy closes TCP
     # (The websockets backend, with messages still queued, takes its own close_timeout to
     # report the end; what the backend receives is checked on a raw backend below.)
-    gate.proc.wait_for(r"WebSocket on web closed: code=1008 by=proxy")
+    gw.proc.wait_for(r"WebSocket on web closed: code=1008 by=proxy")
 
 
 def test_flooding_client_messages_past_the_allowance_are_not_relayed(
@@ -370,7 +351,7 @@ def test_client_under_the_rate_is_not_closed(port: int) -> None:
 # -- maxConnections -----------------------------------------------------------------------------
 
 
-def test_max_connections_answers_429_then_admits_again(gate: Wsgate, port: int) -> None:
+def test_max_connections_answers_429_then_admits_again(gw: Wsgate, port: int) -> None:
     closed = r"WebSocket on web closed"
     with ws_connect(port, "max.test", "/echo") as first, \
             ws_connect(port, "max.test", "/echo") as second:
@@ -380,14 +361,14 @@ def test_max_connections_answers_429_then_admits_again(gate: Wsgate, port: int) 
         with pytest.raises(InvalidStatus) as info:
             ws_connect(port, "max.test", "/echo")
         assert info.value.response.status_code == 429
-        gate.proc.wait_for(r"429 for GET /echo on web: router max@file has 2 open")
-        before = gate.proc.count(closed)
+        gw.proc.wait_for(r"429 for GET /echo on web: router max@file has 2 open")
+        before = gw.proc.count(closed)
         # Another router is not affected.
         with ws_connect(port, "size.test", "/echo") as other:
             other.send("ok")
             assert other.recv(timeout=10) == "ok"
         first.close()
-        gate.proc.wait_for_count(closed, before + 2)  # other's session, then first's
+        gw.proc.wait_for_count(closed, before + 2)  # other's session, then first's
         with ws_connect(port, "max.test", "/echo") as third:
             third.send("admitted")
             assert third.recv(timeout=10) == "admitted"

@@ -4,10 +4,10 @@ exactly-one-of checks, unknown and deprecated keys, and wsgate's extension names
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 
 import pytest
 
+from tests.unit.helpers import config_errors, decode_text
 from wsgate.config.dynamic import (
     DynamicConfig,
     LoadBalancer,
@@ -18,15 +18,13 @@ from wsgate.config.dynamic import (
     Service,
     TLSOptions,
 )
-from wsgate.config.errors import ConfigError, Mark
+from wsgate.config.errors import Mark
 from wsgate.config.schema import decode, iter_keys
-from wsgate.config.sources import flat_to_tree, load_toml, load_yaml, split_flat_key
+from wsgate.config.sources import flat_to_tree, split_flat_key
 
 
 def load(text: str, fmt: str = "yaml", *, strict: bool = False):
-    text = textwrap.dedent(text)
-    tree = load_yaml(text, "dyn.yml") if fmt == "yaml" else load_toml(text, "dyn.toml")
-    return decode(DynamicConfig, tree, strict=strict)
+    return decode_text(DynamicConfig, text, fmt, "dyn", strict=strict)
 
 
 def config(text: str, fmt: str = "yaml") -> DynamicConfig:
@@ -34,9 +32,7 @@ def config(text: str, fmt: str = "yaml") -> DynamicConfig:
 
 
 def errors(text: str, fmt: str = "yaml", *, strict: bool = False) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(text, fmt, strict=strict)
-    return [str(d) for d in info.value.diagnostics]
+    return config_errors(lambda: load(text, fmt, strict=strict))
 
 
 def labels(pairs: dict[str, str]) -> DynamicConfig:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import textwrap
 
 import pytest
 
+from tests.unit.helpers import config_errors, decode_text
 from wsgate.config.errors import ConfigError
-from wsgate.config.schema import decode
-from wsgate.config.sources import load_toml, load_yaml
 from wsgate.config.static import (
     REDIRECT_PRIORITY,
     EntryPoint,
@@ -26,15 +24,11 @@ from wsgate.config.static import (
 
 
 def load(text: str, fmt: str = "yaml", *, strict: bool = False):
-    text = textwrap.dedent(text)
-    tree = load_yaml(text, "traefik.yml") if fmt == "yaml" else load_toml(text, "traefik.toml")
-    return decode(StaticConfig, tree, strict=strict)
+    return decode_text(StaticConfig, text, fmt, "traefik", strict=strict)
 
 
 def errors_of(text: str, fmt: str = "yaml") -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(text, fmt)
-    return [str(d) for d in info.value.diagnostics]
+    return config_errors(lambda: load(text, fmt))
 
 
 # --------------------------------------------------------------------------- defaults

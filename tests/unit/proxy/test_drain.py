@@ -1,13 +1,19 @@
-"""The shutdown drain (wsgate.proxy.drain) on a fake clock: phases in order, and one connection
-whose drain fails does not keep the others from theirs."""
+"""The shutdown drain (wsgate.proxy.drain) on a fake clock: phases in order, one connection
+whose drain fails does not keep the others from theirs, and a second stop signal is a log line
+instead of a second ``reactor.stop()``."""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
+import pytest
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 
-from wsgate.proxy.drain import Drain
+from wsgate.proxy.drain import Drain, SignalsWhileStopping
 
 
 class FakeTransport:
@@ -55,3 +61,110 @@ def test_a_failing_connection_is_cut_and_the_others_drained() -> None:
     assert [c.drained for c in conns] == [True, False, True]
     assert conns[1].transport.aborted
     assert not ep.connections
+
+
+def test_describe_follows_the_phases() -> None:
+    clock = Clock()
+    ep = FakeEntryPoint("web")
+    conn = FakeConn(ep)
+    conn.drain = lambda: None  # type: ignore[method-assign]  # a session slow to close
+    drain = Drain(clock, [ep], accept_grace=2.0, grace=10.0, stop_listening=lambda: None)
+    drain.run()
+    assert drain.describe() == ("already draining: still accepting for "
+                                "requestAcceptGraceTimeout (2s), then up to 10s (graceTimeOut) "
+                                "for 1 connection")
+    clock.advance(2.0)
+    clock.advance(4.0)
+    assert drain.describe() == ("already draining: 1 connection left, at most 6.0s more "
+                                "(graceTimeOut)")
+    ep.connections.discard(conn)
+    clock.advance(0.05)
+    assert drain.phase == "done"
+    assert drain.describe() == "the drain is over, exiting"
+
+
+class FakeReactor:
+    """The parts of a reactor SignalsWhileStopping uses; its handlers record their calls."""
+
+    def __init__(self) -> None:
+        self.stops: list[int] = []
+        self.from_thread: list[Callable[..., Any]] = []
+        self.triggers: list[tuple[str, str, Callable[[], None]]] = []
+
+    def sigTerm(self, number: int, frame: FrameType | None = None) -> None:
+        self.stops.append(number)
+
+    def sigInt(self, number: int, frame: FrameType | None = None) -> None:
+        self.stops.append(number)
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        self.from_thread.append(lambda: f(*args))
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Callable[[], None]) -> None:
+        self.triggers.append((phase, event, f))
+
+
+@pytest.fixture
+def handlers(monkeypatch: pytest.MonkeyPatch) -> dict[int, Any]:
+    """The process's signal handlers, as a dictionary the test owns (nothing is installed)."""
+    table: dict[int, Any] = {}
+    monkeypatch.setattr(signal, "getsignal", lambda signum: table.get(signum))
+    monkeypatch.setattr(signal, "signal", table.__setitem__)
+    return table
+
+
+def _application_handler(number: int, frame: FrameType | None) -> None:
+    raise AssertionError("the application's own handler is never called here")
+
+
+def test_only_the_reactors_own_handlers_are_wrapped(handlers: dict[int, Any]) -> None:
+    reactor = FakeReactor()
+    handlers[signal.SIGTERM] = reactor.sigTerm
+    handlers[signal.SIGINT] = _application_handler
+    signals = SignalsWhileStopping(reactor, lambda: "state")
+    signals.install()
+    assert signals.wrapped == [signal.SIGTERM]
+    assert handlers[signal.SIGINT] is _application_handler
+    assert [(phase, event) for phase, event, _ in reactor.triggers] == [("before", "shutdown")]
+
+
+def test_nothing_is_wrapped_without_the_reactors_handlers(handlers: dict[int, Any]) -> None:
+    reactor = FakeReactor()
+    signals = SignalsWhileStopping(reactor, lambda: "state")
+    signals.install()
+    assert signals.wrapped == []
+    assert handlers == {}
+    assert reactor.triggers == []
+
+
+def test_the_first_signal_stops_the_reactor_and_the_next_ones_are_logged(
+        handlers: dict[int, Any]) -> None:
+    reactor = FakeReactor()
+    handlers[signal.SIGTERM] = reactor.sigTerm
+    handlers[signal.SIGINT] = reactor.sigInt
+    SignalsWhileStopping(reactor, lambda: "already draining: 1 connection left").install()
+    handlers[signal.SIGTERM](signal.SIGTERM, None)
+    assert reactor.stops == [signal.SIGTERM]
+    assert reactor.from_thread == []
+    handlers[signal.SIGTERM](signal.SIGTERM, None)
+    handlers[signal.SIGINT](signal.SIGINT, None)
+    assert reactor.stops == [signal.SIGTERM]
+    with capturedLogs() as events:
+        for call in reactor.from_thread:
+            call()
+    assert [formatEvent(e) for e in events] == [
+        f"Received {name} while shutting down: already draining: 1 connection left; a second "
+        "signal does not shorten the drain (SIGKILL stops at once)"
+        for name in ("SIGTERM", "SIGINT")]
+
+
+def test_a_signal_after_the_reactor_began_stopping_is_logged(handlers: dict[int, Any]) -> None:
+    """reactor.stop() called by code, not by a signal: the first signal is already a second."""
+    reactor = FakeReactor()
+    handlers[signal.SIGTERM] = reactor.sigTerm
+    SignalsWhileStopping(reactor, lambda: "state").install()
+    [(_, _, stopping)] = reactor.triggers
+    stopping()
+    handlers[signal.SIGTERM](signal.SIGTERM, None)
+    assert reactor.stops == []
+    assert len(reactor.from_thread) == 1

@@ -12,9 +12,9 @@ import pytest
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 
+from tests.unit.helpers import FakeRelay, UpRecorder
 from wsgate.config.dynamic import PassiveHealthCheck, ServerHealthCheck
 from wsgate.config.schema import Duration
-from wsgate.ops.observer import Observer
 from wsgate.proxy.backend import parse_backend_url
 from wsgate.proxy.balancer import Backend, WeightedRoundRobin
 from wsgate.proxy.health import GRPC_UNSUPPORTED, HealthChecker
@@ -62,36 +62,20 @@ class FakeProbe:
         raise AssertionError(f"no pending probe of {url}")
 
 
-class Recorder(Observer):
-    def __init__(self) -> None:
-        self.ups: list[tuple[str, str, bool]] = []
-
-    def server_up(self, service: str, url: str, up: bool) -> None:
-        self.ups.append((service, url, up))
-
-
-class FakeRelay:
-    def __init__(self) -> None:
-        self.closed: list[tuple[int, str]] = []
-
-    def close(self, code: int, reason: str = "") -> None:
-        self.closed.append((code, reason))
-
-
 EVERY_10S = ServerHealthCheck(interval=Duration(10.0))
 
 
 def make(check: ServerHealthCheck | None = EVERY_10S,
          passive: PassiveHealthCheck | None = None, probe: Any = None,
          on_down: Any = None, urls: tuple[str, ...] = (A, B)
-         ) -> tuple[HealthChecker, WeightedRoundRobin, task.Clock, Any, Recorder]:
+         ) -> tuple[HealthChecker, WeightedRoundRobin, task.Clock, Any, UpRecorder]:
     clock = task.Clock()
     if probe is None and check is not None:
         probe = FakeProbe()
     if probe is not None:
         probe.clock = clock
     balancer = WeightedRoundRobin([Backend(url) for url in urls])
-    observer = Recorder()
+    observer = UpRecorder()
     checker = HealthChecker("svc@file", balancer, {u: parse_backend_url(u) for u in urls},
                             clock, check=check, probe=probe, passive=passive,
                             observer=lambda: observer, on_down=on_down)

@@ -10,6 +10,7 @@ from twisted.internet import error
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from tests.unit.helpers import FakeRelay, UpRecorder
 from wsgate.config import dynamic
 from wsgate.config.dynamic import DynamicConfig
 from wsgate.config.errors import Mark
@@ -17,7 +18,6 @@ from wsgate.config.runtime import RuntimeConfig, build_runtime
 from wsgate.config.schema import decode
 from wsgate.config.tree import from_plain
 from wsgate.internal.registry import ServiceRegistry
-from wsgate.ops.observer import Observer
 from wsgate.proxy.gateway import Gateway
 from wsgate.proxy.health import CLOSE_CODE, CLOSE_REASON
 from wsgate.proxy.routing import LeafService
@@ -53,22 +53,6 @@ def leaf(gw: Gateway, name: str) -> LeafService:
     service = gw._services[name][1]
     assert isinstance(service, LeafService)
     return service
-
-
-class Recorder(Observer):
-    def __init__(self) -> None:
-        self.ups: list[tuple[str, str, bool]] = []
-
-    def server_up(self, service: str, url: str, up: bool) -> None:
-        self.ups.append((service, url, up))
-
-
-class FakeRelay:
-    def __init__(self) -> None:
-        self.closed: list[tuple[int, str]] = []
-
-    def close(self, code: int, reason: str = "") -> None:
-        self.closed.append((code, reason))
 
 
 HC = {"healthCheck": {"path": "/health", "interval": "10s"}}
@@ -119,7 +103,7 @@ def test_reload_keeps_unchanged_checkers_and_replaces_changed_ones() -> None:
 
 def test_checker_drives_the_service_balancer_and_reports_to_the_gateway_observer() -> None:
     gw, reactor = gateway()
-    observer = Recorder()
+    observer = UpRecorder()
     gw.observer = observer  # set after construction, as the service does
     gw.apply(runtime(SERVICES))
     service = leaf(gw, "hc@file")

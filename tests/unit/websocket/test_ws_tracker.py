@@ -1,7 +1,9 @@
-"""FrameTracker against an independent reference encoder: any chunking, same answers."""
+"""FrameTracker against an independent reference encoder (tests/wsframes.py): any chunking,
+same answers."""
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -9,46 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import wsframes
 from wsgate.websocket import CloseFrame, FrameError, FrameTracker, MessageEnd, Ping, Pong
 
-# -- reference encoder (independent of wsgate.websocket.frames) ----------------------------------
-
-
-def enc(
-    opcode: int,
-    payload: bytes = b"",
-    *,
-    fin: bool = True,
-    rsv: int = 0,
-    key: bytes | None = None,
-    xor: bool = True,
-    length: int | None = None,
-) -> bytes:
-    """One frame. ``xor=False`` sets the mask bit and key but leaves the payload as is (the
-    tracker never reads data payloads, and a big per-byte XOR would only slow the tests).
-    ``length`` forces the 64-bit length field (to test its top bit)."""
-    n = len(payload)
-    out = bytearray([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    mbit = 0x80 if key is not None else 0
-    if length is not None:
-        out.append(mbit | 127)
-        out += length.to_bytes(8, "big")
-    elif n <= 125:
-        out.append(mbit | n)
-    elif n <= 0xFFFF:
-        out.append(mbit | 126)
-        out += struct.pack(">H", n)
-    else:
-        out.append(mbit | 127)
-        out += struct.pack(">Q", n)
-    if key is not None:
-        out += key
-        if xor:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return bytes(out) + payload
-
-
-KEY = b"\x37\xfa\x21\x3d"
+#: The reference encoder (independent of wsgate.websocket), unmasked unless a test asks.
+enc = functools.partial(wsframes.enc, masked=False)
 
 
 @dataclass
@@ -96,27 +63,26 @@ def build(
     messages: list, close: tuple[int | None, str] | None, masked: bool, rsv1: bool = False
 ) -> Expected:
     exp = Expected()
-    key = KEY if masked else None
     for opcode, fragments in messages:
         total = 0
         for i, (size, controls) in enumerate(fragments):
             last = i == len(fragments) - 1
             rsv = 0b100 if (rsv1 and i == 0) else 0
             op = opcode if i == 0 else 0
-            exp.add(enc(op, b"\xa5" * size, fin=last, rsv=rsv, key=key, xor=False), size)
+            exp.add(enc(op, b"\xa5" * size, fin=last, rsv=rsv, masked=masked, xor=False), size)
             exp.data_bytes += size
             total += size
             if last:
                 exp.messages += 1
                 exp.events.append(MessageEnd(opcode, total, len(fragments), rsv1))
             for cop, payload in controls:
-                exp.add(enc(cop, payload, key=key), len(payload))
+                exp.add(enc(cop, payload, masked=masked), len(payload))
                 exp.control += 1
                 exp.events.append(Ping(payload) if cop == 0x9 else Pong(payload))
     if close is not None:
         code, reason = close
         payload = b"" if code is None else struct.pack(">H", code) + reason.encode()
-        exp.add(enc(0x8, payload, key=key), len(payload))
+        exp.add(enc(0x8, payload, masked=masked), len(payload))
         exp.control += 1
         exp.events.append(CloseFrame(code, reason))
     return exp
@@ -231,7 +197,7 @@ def test_rsv1_with_permessage_deflate() -> None:
 
 def test_big_frame_chunks_are_o1() -> None:
     t = FrameTracker(masked=True)
-    t.feed(enc(0x2, key=KEY, length=1 << 30)[:14])
+    t.feed(enc(0x2, masked=True, length=1 << 30)[:14])
     block = b"\0" * 65536
     for _ in range(100):
         assert t.feed(block) == ()
@@ -251,7 +217,7 @@ def test_state_accessors_between_fragments() -> None:
 
 
 def test_header_split_reports_partial_bytes() -> None:
-    frame = enc(0x2, b"z" * 300, key=KEY, xor=False)  # 2 + 2 + 4 header bytes
+    frame = enc(0x2, b"z" * 300, masked=True, xor=False)  # 2 + 2 + 4 header bytes
     t = FrameTracker()
     t.feed(frame[:5])
     assert t.partial_header_bytes == 5 and t.bytes_until_boundary is None
@@ -273,7 +239,7 @@ def test_message_events_can_be_turned_off() -> None:
 @pytest.mark.parametrize("masked", [True, False])
 def test_close_code_and_reason(masked: bool) -> None:
     payload = struct.pack(">H", 1001) + "going away ✓".encode()
-    frame = enc(0x8, payload, key=KEY if masked else None)
+    frame = enc(0x8, payload, masked=masked)
     for i in range(len(frame) + 1):
         t = FrameTracker(masked=masked)
         events = list(t.feed(frame[:i])) + list(t.feed(frame[i:]))
@@ -288,7 +254,7 @@ def test_empty_close() -> None:
 
 def test_ping_pong_payloads_are_unmasked() -> None:
     t = FrameTracker(masked=True)
-    events = t.feed(enc(0x9, b"hello", key=KEY) + enc(0xA, b"world", key=KEY))
+    events = t.feed(enc(0x9, b"hello", masked=True) + enc(0xA, b"world", masked=True))
     assert list(events) == [Ping(b"hello"), Pong(b"world")]
 
 
@@ -366,7 +332,7 @@ def _last_frame(frames: bytes) -> bytes:
 
 
 def test_mask_direction_enforced_only_when_asked() -> None:
-    masked, plain = enc(0x2, b"a", key=KEY), enc(0x2, b"a")
+    masked, plain = enc(0x2, b"a", masked=True), enc(0x2, b"a")
     FrameTracker().feed(masked + plain)
     with pytest.raises(FrameError, match="unmasked frame from the client") as info:
         FrameTracker(masked=True).feed(masked + plain)
@@ -399,7 +365,7 @@ def test_max_message_size() -> None:
         t.feed(enc(0x9) + second)
     assert info.value.code == 1009 and info.value.offset == 2
     with pytest.raises(FrameError) as info:
-        FrameTracker(max_message_size=100).feed(OK + enc(0x2, b"", key=KEY, length=101))
+        FrameTracker(max_message_size=100).feed(OK + enc(0x2, b"", masked=True, length=101))
     assert info.value.code == 1009 and info.value.offset == len(OK)
 
 
