@@ -30,6 +30,10 @@ log = Logger()
 _POLL = 0.05
 
 
+#: Reactor turns the drain waits, after cutting what is left, for the losses to be reported.
+_ABORT_TURNS = 5
+
+
 def _connections(count: int) -> str:
     return f"{count} connection" if count == 1 else f"{count} connections"
 
@@ -69,7 +73,16 @@ class Drain:
         return f"already draining: up to {self.grace:g}s (graceTimeOut) for {left}"
 
     def open_connections(self) -> int:
-        return sum(len(ep.connections) for ep in self.entrypoints)
+        """Client connections still open, plus WebSocket sessions whose client is gone but
+        whose backend connection is still closing (their access log line and metrics come
+        when that ends, and must come before the log is flushed)."""
+        return sum(len(ep.connections) for ep in self.entrypoints) + \
+            sum(1 for relay in self._relays() if getattr(relay, "client_gone", False))
+
+    def _relays(self) -> list[Any]:
+        gateways = {id(gw): gw for gw in (getattr(ep, "gateway", None)
+                                          for ep in self.entrypoints) if gw is not None}
+        return [relay for gw in gateways.values() for relay in gw.open_relays]
 
     @defer.inlineCallbacks
     def run(self) -> Any:
@@ -104,6 +117,14 @@ class Drain:
             for ep in self.entrypoints:
                 for conn in list(ep.connections):
                     conn.transport.abortConnection()
+            for relay in self._relays():
+                relay.abort()
+            # Aborted connections report their loss on the next reactor turns; their sessions'
+            # log lines and metrics come then.
+            for _ in range(_ABORT_TURNS):
+                if not self.open_connections():
+                    break
+                yield task.deferLater(self.clock, 0, lambda: None)
         self._enter("done")
         log.info("shutdown complete")
 

@@ -763,6 +763,18 @@ class WebSocketRelay:
         if self._client_lost and self._backend_lost:
             self._finish()
 
+    @property
+    def client_gone(self) -> bool:
+        """The client's connection is closed while the backend's is still closing."""
+        return self._client_lost and not self._finished
+
+    def abort(self) -> None:
+        """Cut whatever is still open (a drain's graceTimeOut is over)."""
+        if not self._client_lost:
+            self.client.abortConnection()
+        if not self._backend_lost:
+            self.backend.abortConnection()
+
     def _maybe_close_both(self) -> None:
         if self._client_read_closed and self._backend_read_closed:
             self._close_client()

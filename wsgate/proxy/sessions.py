@@ -8,6 +8,7 @@ outlive reloads: a session opened before a reload is still on that server afterw
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 __all__ = ["ClosableRelay", "OpenRelays"]
@@ -51,3 +52,7 @@ class OpenRelays:
         for relay in relays:
             relay.close(code, reason)
         return len(relays)
+
+    def __iter__(self) -> Iterator[ClosableRelay]:
+        """Every open relay (a snapshot: closing one while iterating is safe)."""
+        return iter([relay for relays in self._open.values() for relay in relays])

@@ -168,3 +168,50 @@ def test_a_signal_after_the_reactor_began_stopping_is_logged(handlers: dict[int,
     handlers[signal.SIGTERM](signal.SIGTERM, None)
     assert reactor.stops == []
     assert len(reactor.from_thread) == 1
+
+
+class FakeRelay:
+    """A session whose client is gone while its backend connection still closes."""
+
+    def __init__(self) -> None:
+        self.client_gone = True
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class FakeGateway:
+    def __init__(self, *relays: FakeRelay) -> None:
+        self.open_relays = set(relays)
+
+
+def test_a_session_whose_backend_is_still_closing_keeps_the_drain_waiting() -> None:
+    """The session's access log line comes when it ends; the log is flushed after the drain."""
+    clock = Clock()
+    ep = FakeEntryPoint("web")
+    relay = FakeRelay()
+    ep.gateway = FakeGateway(relay)  # type: ignore[attr-defined]
+    other = FakeEntryPoint("websecure")
+    other.gateway = ep.gateway  # type: ignore[attr-defined]  # one gateway, counted once
+    drain = Drain(clock, [ep, other], accept_grace=0.0, grace=5.0,
+                  stop_listening=lambda: None)
+    done = drain.run()
+    assert not done.called and drain.open_connections() == 1
+    clock.advance(1.0)
+    assert not done.called
+    ep.gateway.open_relays.discard(relay)  # type: ignore[attr-defined]  # the session ended
+    clock.advance(1.0)
+    assert done.called and not relay.aborted
+
+
+def test_a_session_still_closing_at_grace_time_out_is_cut() -> None:
+    clock = Clock()
+    ep = FakeEntryPoint("web")
+    relay = FakeRelay()
+    ep.gateway = FakeGateway(relay)  # type: ignore[attr-defined]
+    done = Drain(clock, [ep], accept_grace=0.0, grace=2.0, stop_listening=lambda: None).run()
+    clock.advance(2.5)
+    for _ in range(6):  # the turns the drain gives aborted connections to report their loss
+        clock.advance(0)
+    assert relay.aborted and done.called
