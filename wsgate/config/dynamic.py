@@ -408,6 +408,14 @@ class FailoverErrors:
     status: tuple[str, ...] = key("status", (), doc="Status codes or ranges (`500-599`).")
     max_request_body_bytes: int = key("maxRequestBodyBytes", -1, doc="-1: no limit.")
 
+    def validate(self) -> Problems:
+        for i, block in enumerate(self.status):
+            for part in block.split(","):
+                codes = [code.strip() for code in part.split("-")]
+                if len(codes) > 2 or not all(c.isascii() and c.isdigit() for c in codes):
+                    yield f"status[{i}]", f"invalid status code or range {part!r}"
+                    break
+
 
 @dataclass(frozen=True)
 class Failover:

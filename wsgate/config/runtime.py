@@ -457,6 +457,7 @@ class _Builder:
                     self.middlewares[target].use(q)
                     out.append((("middleware", target), rel))
             self.service_middlewares[q] = mids
+            self._check_health_reports(obj, config)
             lb = config.load_balancer
             if lb is not None:
                 if lb.servers_transport:
@@ -502,6 +503,54 @@ class _Builder:
                     out.append((("service", target), "errors.service"))
 
         self._propagate(edges)
+
+    def _reports_health(self, q: str, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether service ``q`` tells its parents when it has no server left, as Traefik's
+        services do: a loadBalancer with a healthCheck, a weighted, highestRandomWeight or
+        failover service with one, a mirroring service with one whose service reports."""
+        config = self.service_configs.get(q)
+        if config is None or q in seen:
+            return False
+        if config.load_balancer is not None:
+            return config.load_balancer.health_check is not None
+        if config.weighted is not None:
+            return config.weighted.health_check is not None
+        if config.highest_random_weight is not None:
+            return config.highest_random_weight.health_check is not None
+        if config.failover is not None:
+            return config.failover.health_check is not None
+        if config.mirroring is not None:
+            if config.mirroring.health_check is None:
+                return False
+            provider = self.services[q].provider
+            return self._reports_health(qualify(config.mirroring.service, provider), seen | {q})
+        return False
+
+    def _check_health_reports(self, obj: _Obj, config: Service) -> None:
+        """Traefik refuses a service that needs its children's health from a child that
+        does not report it: a weighted or highestRandomWeight service with a healthCheck, a
+        failover's service (unless errors.status sends failures on anyway), and a failover's
+        fallback when the failover has a healthCheck."""
+        def check(ref: str, rel: str, why: str) -> None:
+            target = qualify(ref, obj.provider)
+            if target in self.services and not self._reports_health(target):
+                obj.error(f'the service "{target}" does not report its health (it needs a '
+                          f'healthCheck), which {why}', rel)
+
+        groups = ((config.weighted, "weighted"), (config.highest_random_weight,
+                                                  "highestRandomWeight"))
+        for group, kind in groups:
+            if group is not None and group.health_check is not None:
+                for i, child in enumerate(group.services):
+                    check(child.name, f"{kind}.services[{i}].name",
+                          "this service's healthCheck needs")
+        failover = config.failover
+        if failover is not None:
+            if failover.errors is None or not failover.errors.status:
+                check(failover.service, "failover.service",
+                      "a failover needs to know when to use its fallback (or errors.status)")
+            if failover.health_check is not None:
+                check(failover.fallback, "failover.fallback", "this service's healthCheck needs")
 
     def _node(self, node: _NodeKey) -> _Obj:
         return self.services[node[1]] if node[0] == "service" else self.middlewares[node[1]]

@@ -8,6 +8,12 @@ server (an open WebSocket counts until it closes).
 Cost of a pick: O(log n) for wrr and weighted services, O(1) for p2c, and for hrw O(n)
 on a client's first connection, then O(1) from a cache that is dropped whenever the set
 of usable servers changes. Health and fencing changes are rare and may cost O(n).
+
+Services made of services (weighted, highestRandomWeight, failover) are groups over their
+children's balancers: a child with no usable server leaves the choice until it has one
+again, and the group tells its own parents when it has none left (``watch``). A WebSocket
+upgrade may also skip servers that hold their most sessions (``room``, from
+``wsgate.maxConnectionsPerServer``); a group then tries its other children.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -27,8 +34,12 @@ __all__ = [
     "Backend",
     "Balancer",
     "Choice",
+    "FailoverBalancer",
+    "GroupChild",
     "HighestRandomWeight",
+    "HighestRandomWeightServices",
     "PowerOfTwoChoices",
+    "ServiceGroup",
     "UnsupportedStrategyError",
     "WeightedChild",
     "WeightedRoundRobin",
@@ -201,8 +212,14 @@ class Balancer(ABC):
     reads this balancer's sticky cookie (and those of nested weighted services) from the
     request's cookies and says which Set-Cookie values go on the response, including the
     101 of a WebSocket upgrade. Both return None when no server can take the request;
-    the proxy then answers 503.
+    the proxy then answers 503. `upgrade` says the request opens a WebSocket: servers
+    without room for one more session (see `_ServerBalancer.room`) are then skipped.
     """
+
+    #: Whether a server may take one more WebSocket session (``wsgate.maxConnectionsPerServer``):
+    #: upgrade picks skip the servers it refuses, plain requests never ask. Set by the service
+    #: that keeps the counts; only balancers of servers use it.
+    room: Callable[[Backend], bool] | None = None
 
     def __init__(self, sticky: StickyCookie | None) -> None:
         self.sticky = sticky
@@ -218,14 +235,33 @@ class Balancer(ABC):
         """Call `callback(available)` whenever `available` flips (parents use this)."""
         self._watchers.append(callback)
 
+    def watch_weakly(self, owner: object, callback: Callable[[object, bool], None]) -> None:
+        """Like `watch`, without keeping `owner` alive: `callback(owner, available)` runs while
+        `owner` exists, and is forgotten after. A reload builds new parents over the balancers
+        it keeps, so old parents must not stay registered (and alive) forever."""
+        self._prune_watchers()
+        self._watchers.append(_WeakWatcher(owner, callback))
+
     def _set_available(self, available: bool) -> None:
         if available != self._available:
             self._available = available
             for callback in tuple(self._watchers):
                 callback(available)
+            self._prune_watchers()
+
+    def _prune_watchers(self) -> None:
+        self._watchers = [w for w in self._watchers
+                          if not isinstance(w, _WeakWatcher) or w.alive]
+
+    @property
+    def watcher_count(self) -> int:
+        """Watchers whose owner still exists (for tests and diagnostics)."""
+        self._prune_watchers()
+        return len(self._watchers)
 
     @abstractmethod
-    def pick(self, client_ip: str, sticky_key: str | None = None) -> Backend | None:
+    def pick(self, client_ip: str, sticky_key: str | None = None, *,
+             upgrade: bool = False) -> Backend | None:
         """A server for a request from `client_ip`.
 
         `sticky_key` is the value of this balancer's sticky cookie, when the request
@@ -236,17 +272,19 @@ class Balancer(ABC):
     def set_healthy(self, key: str, healthy: bool) -> None:
         """Mark the server (or child service) `key` up or down for new requests."""
 
-    def choose(self, client_ip: str, cookies: Mapping[str, str] = _NO_COOKIES) -> Choice | None:
+    def choose(self, client_ip: str, cookies: Mapping[str, str] = _NO_COOKIES, *,
+               upgrade: bool = False) -> Choice | None:
         """The server for a request, with the sticky cookies to set on the response."""
         set_cookies: list[str] = []
-        backend = self._choose(client_ip, cookies, set_cookies)
+        backend = self._choose(client_ip, cookies, set_cookies, upgrade)
         if backend is None:
             return None
         return Choice(backend, tuple(set_cookies))
 
     @abstractmethod
     def _choose(
-        self, client_ip: str, cookies: Mapping[str, str], set_cookies: list[str]
+        self, client_ip: str, cookies: Mapping[str, str], set_cookies: list[str],
+        upgrade: bool = False,
     ) -> Backend | None: ...
 
     def acquire(self, backend: Backend) -> None:
@@ -257,6 +295,25 @@ class Balancer(ABC):
         if backend.in_flight <= 0:
             raise ValueError(f"release of {backend.key!r} without a matching acquire")
         backend.in_flight -= 1
+
+
+class _WeakWatcher:
+    """A `watch_weakly` registration: calls back while its owner lives."""
+
+    __slots__ = ("_callback", "_ref")
+
+    def __init__(self, owner: object, callback: Callable[[object, bool], None]) -> None:
+        self._ref = weakref.ref(owner)
+        self._callback = callback
+
+    @property
+    def alive(self) -> bool:
+        return self._ref() is not None
+
+    def __call__(self, available: bool) -> None:
+        owner = self._ref()
+        if owner is not None:
+            self._callback(owner, available)
 
 
 class _ServerBalancer(Balancer):
@@ -318,9 +375,13 @@ class _ServerBalancer(Balancer):
     def _usability_changed(self, server: Backend) -> None: ...
 
     @abstractmethod
-    def _next(self, client_ip: str) -> Backend | None: ...
+    def _next(self, client_ip: str, room: Callable[[Backend], bool] | None = None
+              ) -> Backend | None:
+        """The next usable server; with `room`, the next one `room` accepts."""
 
-    def pick(self, client_ip: str, sticky_key: str | None = None) -> Backend | None:
+    def pick(self, client_ip: str, sticky_key: str | None = None, *,
+             upgrade: bool = False) -> Backend | None:
+        room = self.room if upgrade else None
         if sticky_key is not None:
             table = self._sticky_table
             if table is None:
@@ -328,18 +389,19 @@ class _ServerBalancer(Balancer):
                     (server.url, server) for server in self.backends
                 )
             server = table.lookup(sticky_key)
-            if server is not None and server._healthy:
+            if server is not None and server._healthy and (room is None or room(server)):
                 return server
-        return self._next(client_ip)
+        return self._next(client_ip, room)
 
     def _choose(
-        self, client_ip: str, cookies: Mapping[str, str], set_cookies: list[str]
+        self, client_ip: str, cookies: Mapping[str, str], set_cookies: list[str],
+        upgrade: bool = False,
     ) -> Backend | None:
         sticky = self.sticky
         if sticky is None:
-            return self._next(client_ip)
+            return self._next(client_ip, self.room if upgrade else None)
         received = cookies.get(sticky.name)
-        server = self.pick(client_ip, received)
+        server = self.pick(client_ip, received, upgrade=upgrade)
         # Set (or rewrite a legacy-format) cookie unless the client already holds this one.
         if server is not None and received != server.cookie_value:
             set_cookies.append(sticky.set_cookie(server.cookie_value))
@@ -374,9 +436,20 @@ class WeightedRoundRobin(_ServerBalancer):
         else:
             self._schedule.remove(server._index)
 
-    def _next(self, client_ip: str) -> Backend | None:
+    def _next(self, client_ip: str, room: Callable[[Backend], bool] | None = None
+              ) -> Backend | None:
         index = self._schedule.next()
-        return None if index < 0 else self.backends[index]
+        if index < 0:
+            return None
+        server = self.backends[index]
+        if room is None or room(server):
+            return server
+        # A full server loses its turn; each usable server is offered at most once.
+        for _ in range(self._usable_count - 1):
+            server = self.backends[self._schedule.next()]
+            if room(server):
+                return server
+        return None
 
 
 class PowerOfTwoChoices(_ServerBalancer):
@@ -401,8 +474,9 @@ class PowerOfTwoChoices(_ServerBalancer):
     def _usability_changed(self, server: Backend) -> None:
         self._pool = [s for s in self.backends if s.usable]
 
-    def _next(self, client_ip: str) -> Backend | None:
-        pool = self._pool
+    def _next(self, client_ip: str, room: Callable[[Backend], bool] | None = None
+              ) -> Backend | None:
+        pool = self._pool if room is None else [s for s in self._pool if room(s)]
         n = len(pool)
         if n < 2:
             return pool[0] if pool else None
@@ -442,21 +516,26 @@ class HighestRandomWeight(_ServerBalancer):
     def _usability_changed(self, server: Backend) -> None:
         self._rebuild()
 
-    def pick(self, client_ip: str, sticky_key: str | None = None) -> Backend | None:
-        return self._next(client_ip)
+    def pick(self, client_ip: str, sticky_key: str | None = None, *,
+             upgrade: bool = False) -> Backend | None:
+        return self._next(client_ip, self.room if upgrade else None)
 
-    def _next(self, client_ip: str) -> Backend | None:
+    def _next(self, client_ip: str, room: Callable[[Backend], bool] | None = None
+              ) -> Backend | None:
         cache = self._cache
         best = cache.get(client_ip)
-        if best is not None:
+        if best is not None and (room is None or room(best)):
             return best
         prefix = fnv1a_64(client_ip.encode())
+        best = None
         best_score = -math.inf
         for key, weight, server in self._pool:
+            if room is not None and not room(server):
+                continue
             score = _rendezvous_score(fnv1a_64(key, prefix), weight)
             if best is None or score > best_score:
                 best, best_score = server, score
-        if best is not None:
+        if best is not None and room is None:
             if len(cache) >= _HRW_CACHE_SIZE:
                 cache.clear()
             cache[client_ip] = best
@@ -482,25 +561,179 @@ class WeightedChild(NamedTuple):
     balancer: Balancer
 
 
-class _Child:
-    __slots__ = ("balancer", "cookie_value", "eligible", "index", "name", "up")
+class GroupChild:
+    """A child service of a group, as the group sees it.
 
-    def __init__(self, name: str, balancer: Balancer, index: int) -> None:
+    `position` is the child's place in the list the group was given (before weights of 0
+    or less were dropped and the rest shuffled): callers map it back to their own objects.
+    `eligible` means up (not marked down with `set_healthy`) and available.
+    """
+
+    __slots__ = ("balancer", "cookie_value", "eligible", "index", "key", "name", "position",
+                 "up", "weight")
+
+    def __init__(self, name: str, weight: int, balancer: Balancer, index: int,
+                 position: int) -> None:
         self.name = name
+        self.weight = weight
         self.balancer = balancer
         self.cookie_value = cookie_value(name)
+        self.key = name.encode()
         self.index = index
+        self.position = position
         self.up = True
         self.eligible = balancer.available
 
+    def __repr__(self) -> str:
+        return f"GroupChild({self.name!r}, weight={self.weight}, eligible={self.eligible})"
 
-class WeightedServices(Balancer):
+
+def _weight_of(name: str, weight: object) -> int:
+    weight = 1 if weight is None else weight
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        raise TypeError(f"child service {name!r}: weight must be an int, not {weight!r}")
+    return weight
+
+
+class ServiceGroup(Balancer):
+    """Shared bookkeeping of services over services: children, their eligibility, health.
+
+    Subclasses say which eligible child comes next (`_next_child`). `choose_child` is the
+    one-level decision the proxy's service tree walks with (it applies this group's sticky
+    cookie, if any); `pick` and `_choose` walk the balancers alone. When the chosen child
+    cannot take an upgrade (every server full), the next one is tried.
+    """
+
+    def __init__(self, children: list[GroupChild], sticky: StickyCookie | None) -> None:
+        super().__init__(sticky)
+        self._children = children
+        self._by_name: dict[str, GroupChild] = {}
+        for child in children:
+            self._by_name.setdefault(child.name, child)
+        self._sticky_table = StickyTable((child.name, child) for child in children)
+        self._eligible_count = sum(1 for child in children if child.eligible)
+        for child in children:
+            child.balancer.watch_weakly(self, _child_watcher(child))
+        self._set_available(self._eligible_count > 0)
+
+    @property
+    def children(self) -> tuple[str, ...]:
+        return tuple(child.name for child in self._children)
+
+    @property
+    def members(self) -> tuple[GroupChild, ...]:
+        return tuple(self._children)
+
+    def _refresh(self, child: GroupChild) -> None:
+        eligible = child.up and child.balancer.available
+        if eligible == child.eligible:
+            return
+        child.eligible = eligible
+        self._eligible_count += 1 if eligible else -1
+        self._eligibility_changed(child)
+        self._set_available(self._eligible_count > 0)
+
+    def _eligibility_changed(self, child: GroupChild) -> None:
+        """Hook for subclasses that keep a schedule or a cache of eligible children."""
+
+    def set_healthy(self, key: str, healthy: bool) -> None:
+        try:
+            child = self._by_name[key]
+        except KeyError:
+            raise KeyError(f"no child service {key!r} in this {self.kind}") from None
+        child.up = healthy
+        self._refresh(child)
+
+    kind = "group"
+
+    @abstractmethod
+    def _next_child(self, client_ip: str, exclude: frozenset[int]) -> GroupChild | None:
+        """The eligible child due next, other than those whose index is in `exclude`."""
+
+    def _pick_child(self, client_ip: str, sticky_key: str | None,
+                    exclude: frozenset[int]) -> GroupChild | None:
+        if sticky_key is not None:
+            child = self._sticky_table.lookup(sticky_key)
+            if child is not None and child.eligible and child.index not in exclude:
+                return child
+        return self._next_child(client_ip, exclude)
+
+    def choose_child(self, client_ip: str, cookies: Mapping[str, str] = _NO_COOKIES,
+                     set_cookies: list[str] | None = None,
+                     exclude: frozenset[int] = frozenset()) -> GroupChild | None:
+        """The child for a request, appending this group's sticky Set-Cookie (if any) to
+        `set_cookies`; None when no eligible child is left outside `exclude`."""
+        sticky = self.sticky
+        received = cookies.get(sticky.name) if sticky is not None else None
+        child = self._pick_child(client_ip, received, exclude)
+        if child is not None and sticky is not None and received != child.cookie_value \
+                and set_cookies is not None:
+            set_cookies.append(sticky.set_cookie(child.cookie_value))
+        return child
+
+    def pick(self, client_ip: str, sticky_key: str | None = None, *,
+             upgrade: bool = False) -> Backend | None:
+        tried: frozenset[int] = frozenset()
+        for _ in range(len(self._children)):
+            child = self._pick_child(client_ip, sticky_key, tried)
+            if child is None:
+                return None
+            server = child.balancer.pick(client_ip, upgrade=upgrade)
+            if server is not None:
+                return server
+            tried |= {child.index}
+        return None
+
+    def _choose(
+        self, client_ip: str, cookies: Mapping[str, str], set_cookies: list[str],
+        upgrade: bool = False,
+    ) -> Backend | None:
+        tried: frozenset[int] = frozenset()
+        for _ in range(len(self._children)):
+            mine: list[str] = []
+            child = self.choose_child(client_ip, cookies, mine, tried)
+            if child is None:
+                return None
+            theirs: list[str] = []
+            server = child.balancer._choose(client_ip, cookies, theirs, upgrade)
+            if server is not None:
+                set_cookies.extend(mine)
+                set_cookies.extend(theirs)
+                return server
+            tried |= {child.index}
+        return None
+
+
+def _child_watcher(child: GroupChild) -> Callable[[object, bool], None]:
+    def on_change(group: object, available: bool) -> None:
+        assert isinstance(group, ServiceGroup)
+        group._refresh(child)
+
+    return on_change
+
+
+def _group_children(children: Iterable[WeightedChild | tuple[str, int | None, Balancer]],
+                    rng: random.Random | None) -> list[GroupChild]:
+    kept: list[tuple[int, str, int, Balancer]] = []
+    for position, (name, weight, balancer) in enumerate(children):
+        checked = _weight_of(name, weight)
+        if checked > 0:
+            kept.append((position, name, checked, balancer))
+    if rng is not None:
+        rng.shuffle(kept)
+    return [GroupChild(name, weight, balancer, index, position)
+            for index, (position, name, weight, balancer) in enumerate(kept)]
+
+
+class WeightedServices(ServiceGroup):
     """The `weighted` service: earliest-deadline-first over child services.
 
     A child with no usable server (or marked down with `set_healthy`) leaves the
     schedule until it has one again; children report that through `watch`. The sticky
     cookie, if any, designates a child by name; the child then applies its own.
     """
+
+    kind = "weighted service"
 
     def __init__(
         self,
@@ -509,82 +742,103 @@ class WeightedServices(Balancer):
         sticky: StickyCookie | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(sticky)
-        kept: list[tuple[str, int, Balancer]] = []
-        for name, weight, balancer in children:
-            weight = 1 if weight is None else weight
-            if isinstance(weight, bool) or not isinstance(weight, int):
-                raise TypeError(f"child service {name!r}: weight must be an int, not {weight!r}")
-            if weight > 0:
-                kept.append((name, weight, balancer))
-        if rng is not None:
-            rng.shuffle(kept)
-        self._children = [_Child(name, b, i) for i, (name, _, b) in enumerate(kept)]
-        self._by_name = {child.name: child for child in self._children}
-        self._schedule = _EarliestDeadlineFirst([weight for _, weight, _ in kept])
-        self._sticky_table = StickyTable((child.name, child) for child in self._children)
-        self._eligible_count = 0
-        for child in self._children:
+        members = _group_children(children, rng)
+        self._schedule = _EarliestDeadlineFirst([child.weight for child in members])
+        for child in members:
             if child.eligible:
                 self._schedule.add(child.index)
-                self._eligible_count += 1
-            child.balancer.watch(self._watcher(child))
-        self._set_available(self._eligible_count > 0)
+        super().__init__(members, sticky)
 
-    @property
-    def children(self) -> tuple[str, ...]:
-        return tuple(child.name for child in self._children)
-
-    def _watcher(self, child: _Child) -> Callable[[bool], None]:
-        def on_change(available: bool) -> None:
-            self._refresh(child)
-
-        return on_change
-
-    def _refresh(self, child: _Child) -> None:
-        eligible = child.up and child.balancer.available
-        if eligible == child.eligible:
-            return
-        child.eligible = eligible
-        if eligible:
+    def _eligibility_changed(self, child: GroupChild) -> None:
+        if child.eligible:
             self._schedule.add(child.index)
-            self._eligible_count += 1
         else:
             self._schedule.remove(child.index)
-            self._eligible_count -= 1
-        self._set_available(self._eligible_count > 0)
 
-    def set_healthy(self, key: str, healthy: bool) -> None:
-        try:
-            child = self._by_name[key]
-        except KeyError:
-            raise KeyError(f"no child service {key!r} in this weighted service") from None
-        child.up = healthy
-        self._refresh(child)
-
-    def _pick_child(self, sticky_key: str | None) -> _Child | None:
-        if sticky_key is not None:
-            child = self._sticky_table.lookup(sticky_key)
-            if child is not None and child.eligible:
-                return child
+    def _next_child(self, client_ip: str, exclude: frozenset[int]) -> GroupChild | None:
         index = self._schedule.next()
-        return None if index < 0 else self._children[index]
-
-    def pick(self, client_ip: str, sticky_key: str | None = None) -> Backend | None:
-        child = self._pick_child(sticky_key)
-        return None if child is None else child.balancer.pick(client_ip)
-
-    def _choose(
-        self, client_ip: str, cookies: Mapping[str, str], set_cookies: list[str]
-    ) -> Backend | None:
-        sticky = self.sticky
-        received = cookies.get(sticky.name) if sticky is not None else None
-        child = self._pick_child(received)
-        if child is None:
+        if index < 0:
             return None
-        if sticky is not None and received != child.cookie_value:
-            set_cookies.append(sticky.set_cookie(child.cookie_value))
-        return child.balancer._choose(client_ip, cookies, set_cookies)
+        if exclude:
+            # An excluded child loses its turn; each eligible child is offered once.
+            for _ in range(self._eligible_count):
+                if index not in exclude:
+                    break
+                index = self._schedule.next()
+            else:
+                return None
+        return self._children[index]
+
+
+class HighestRandomWeightServices(ServiceGroup):
+    """The `highestRandomWeight` service: rendezvous hashing of the client address over
+    child services, with `hrw`'s formula and hash (the key is the child's name as the
+    configuration writes it), so a client gets the child Traefik would give it. Children
+    with no usable server are skipped; a client keeps its child while that child is
+    eligible. No sticky cookie (Traefik has none here)."""
+
+    kind = "highestRandomWeight service"
+
+    def __init__(
+        self,
+        children: Iterable[WeightedChild | tuple[str, int | None, Balancer]],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._cache: dict[str, GroupChild] = {}
+        super().__init__(_group_children(children, rng), None)
+
+    def _eligibility_changed(self, child: GroupChild) -> None:
+        self._cache.clear()
+
+    def _next_child(self, client_ip: str, exclude: frozenset[int]) -> GroupChild | None:
+        cache = self._cache
+        if not exclude:
+            best = cache.get(client_ip)
+            if best is not None:
+                return best
+        prefix = fnv1a_64(client_ip.encode())
+        best = None
+        best_score = -math.inf
+        for child in self._children:
+            if not child.eligible or child.index in exclude:
+                continue
+            score = _rendezvous_score(fnv1a_64(child.key, prefix), float(child.weight))
+            if best is None or score > best_score:
+                best, best_score = child, score
+        if best is not None and not exclude:
+            if len(cache) >= _HRW_CACHE_SIZE:
+                cache.clear()
+            cache[client_ip] = best
+        return best
+
+
+class FailoverBalancer(ServiceGroup):
+    """The `failover` service's choice: its service while that one is available, else its
+    fallback; unavailable only when both are. Traefik fails over the same way on the
+    health its children report. No sticky cookie of its own (its children may have one).
+    """
+
+    kind = "failover service"
+
+    def __init__(self, main: tuple[str, Balancer], fallback: tuple[str, Balancer]) -> None:
+        members = [GroupChild(main[0], 1, main[1], 0, 0),
+                   GroupChild(fallback[0], 1, fallback[1], 1, 1)]
+        super().__init__(members, None)
+
+    @property
+    def main(self) -> GroupChild:
+        return self._children[0]
+
+    @property
+    def fallback(self) -> GroupChild:
+        return self._children[1]
+
+    def _next_child(self, client_ip: str, exclude: frozenset[int]) -> GroupChild | None:
+        for child in self._children:
+            if child.eligible and child.index not in exclude:
+                return child
+        return None
 
 
 def build_load_balancer(

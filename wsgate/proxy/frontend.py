@@ -48,6 +48,7 @@ from wsgate.ops.observer import (
 from wsgate.proxy.backend import BackendConnection, set_nodelay
 from wsgate.proxy.errors import UpstreamError
 from wsgate.proxy.relay import WebSocketRelay
+from wsgate.proxy.service_hooks import RequestHooks
 from wsgate.proxy.sticky import parse_cookies
 from wsgate.rules import RouteRequest
 from wsgate.websocket import CloseCode
@@ -380,15 +381,28 @@ class FrontendConnection(Protocol):
             self._local_answer(head, rest, 503, record, REASON_NO_SERVER, decision, ctx)
             return
         cookies = parse_cookies(head.get_all("Cookie")) if service.sticky else None
-        picked = service.pick_leaf(self.client_ip, cookies)
+        # Mirroring and failover errors on the way down add their work to the hooks.
+        hooks = RequestHooks() if service.hooked else None
+        picked = service.pick_leaf(self.client_ip, cookies, upgrade=head.is_upgrade,
+                                   hooks=hooks)
         if picked is None:
             log.warn("503 for {method} {target} on {ep}: service {service} has no available "
                      "server", method=head.method, target=head.target, ep=self.ep.name,
                      service=decision.service_name)
             self._local_answer(head, rest, 503, record, REASON_NO_SERVER, decision, ctx)
             return
+        if hooks is not None and not hooks.active:
+            hooks = None
+        refusal = hooks.refusal(head) if hooks is not None else None
+        if refusal is not None:
+            self._local_answer(head, rest, 413, record, REASON_LIMIT, decision, ctx,
+                               payload=refusal)
+            return
         exchange = Exchange(self, head, decision, service, picked, forward=forward, ctx=ctx,
                             record=record)
+        if hooks is not None:
+            exchange.hooks = hooks
+            hooks.attach(exchange)
         self.exchange = exchange
         exchange.start(rest)
 
@@ -729,6 +743,8 @@ class Exchange:
     #: errors: the status the client gets while the error page is fetched (0: no page).
     page_code = 0
     page_origin = 0
+    #: Mirror copies and failover errors of the service tree (see service_hooks).
+    hooks: RequestHooks | None = None
 
     def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
                  service: ProxyService, picked: tuple[LeafService, Backend, tuple[str, ...]],
@@ -801,7 +817,7 @@ class Exchange:
         self.server_url = server.url
         if self.record is not None:
             self.record.server_url = server.url
-        self.leaf.acquire(server)
+        self.leaf.acquire(server, self.upgrade)
         pooled = None if self.upgrade else self.leaf.pool.take(self.address)
         if pooled is not None:
             self._backend_ready(pooled)
@@ -895,6 +911,8 @@ class Exchange:
         if forward:
             if self.replay is not None:
                 self._keep(forward)
+            if self.hooks is not None:
+                self.hooks.on_body(self, forward)
             if self.backend is not None:
                 self.backend.transport.write(forward)
             else:
@@ -928,6 +946,8 @@ class Exchange:
 
     def client_lost(self) -> None:
         if not self.done:
+            if self.hooks is not None:
+                self.hooks.cancel()
             self._abort_backend()
             self._release()
             self._end()
@@ -1012,6 +1032,8 @@ class Exchange:
     def _relay_done(self, relay: WebSocketRelay) -> None:
         self.conn.ep.gateway.open_relays.discard(self.leaf.name, self.server_url, relay)
         self._release()
+        if self.hooks is not None:
+            self.hooks.finish(self)
         self.conn.ep.websocket_closed(self, relay)
         session = self.session
         if session is not None:
@@ -1028,6 +1050,8 @@ class Exchange:
             self.chain.on_close(self.ctx)
 
     def _start_response(self, head: ResponseHead) -> None:
+        if self.hooks is not None and self.hooks.divert(self, head.status):
+            return
         if self.plan is not None and self._divert(head):
             return
         client_keep = self.head.keep_alive and not self.upgrade
@@ -1196,7 +1220,7 @@ class Exchange:
                 return False
         service = self.service
         cookies = parse_cookies(self.head.get_all("Cookie")) if service.sticky else None
-        picked = service.pick_leaf(self.conn.client_ip, cookies)
+        picked = service.pick_leaf(self.conn.client_ip, cookies, upgrade=self.upgrade)
         if picked is None:
             return False
         log.info("{method} {target} on {ep}: {why} from {backend}; attempt {n} in {wait:.3f}s",
@@ -1225,13 +1249,34 @@ class Exchange:
         if not (self.done or self.ended or self.conn.closed):
             self._dial()
 
+    def redirect(self, service: ProxyService,
+                 picked: tuple[LeafService, Backend, tuple[str, ...]] | None,
+                 body: list[bytes], failed_status: int) -> None:
+        """failover errors: drop this attempt (answered ``failed_status``, or unreachable) and
+        send the request to ``service`` with ``body``, the copy held for it; 503 when that
+        service has no server."""
+        if failed_status >= 500 and self.server is not None:
+            self.conn.ep.gateway.health.record_failure(self.leaf.name, self.server_url)
+        self._set_aside()
+        if picked is None:
+            self._fail(UpstreamError(503, f"failover to {service.name}: no available server",
+                                     backend=str(self.address)))
+            return
+        self.service = service
+        self.picked = picked
+        self.set_cookies = picked[2]
+        self.response_parser = ResponseHeadParser(self.head.method)
+        self.buffered = list(body)
+        self.buffered_len = sum(len(part) for part in body)
+        self._dial()
+
     def _set_aside(self) -> None:
         """Drop the current attempt: its connection (never reused), its server and whatever
         it answered."""
         self._abort_backend()
         self._cancel_timer()
         if self.server is not None:
-            self.leaf.release(self.server)
+            self.leaf.release(self.server, self.upgrade)
             self.server = None
         self.response = None
         self.answered = False
@@ -1408,6 +1453,9 @@ class Exchange:
         """Answer the client with the error's status when nothing was sent yet."""
         if self.done:
             return
+        if (self.hooks is not None and (self.response is None or self.response.is_informational)
+                and self.hooks.divert(self, exc.status)):
+            return
         if (self.plan is not None and not self.page_code and self.plan.errors
                 and (self.response is None or self.response.is_informational)
                 and self._catch(exc.status)):
@@ -1454,6 +1502,8 @@ class Exchange:
         if self.ended:
             return
         self.ended = True
+        if self.hooks is not None:
+            self.hooks.finish(self)
         record = self.record
         if record is not None:
             if status:
@@ -1486,7 +1536,7 @@ class Exchange:
 
     def _release(self) -> None:
         if self.server is not None:
-            self.leaf.release(self.server)
+            self.leaf.release(self.server, self.upgrade)
             self.server = None
         if self.ws_slot:
             self.ws_slot = False

@@ -26,6 +26,7 @@ from wsgate.middlewares import MiddlewareError, build_chain
 from wsgate.ops.observer import NOOP_OBSERVER, Observer
 from wsgate.proxy.backend import BackendAddress, BackendPool, Connector, parse_backend_url
 from wsgate.proxy.balancer import Backend, UnsupportedStrategyError, build_load_balancer
+from wsgate.proxy.composite import build_composite, sticky_cookie
 from wsgate.proxy.dataplan import plan_for
 from wsgate.proxy.health import HealthChecks
 from wsgate.proxy.routing import (
@@ -33,11 +34,9 @@ from wsgate.proxy.routing import (
     ProxyService,
     RouteDecision,
     RoutingTable,
-    WeightedService,
 )
-from wsgate.proxy.session_limits import RouterSessionCounts
+from wsgate.proxy.session_limits import RouterSessionCounts, ServerSessionCounts
 from wsgate.proxy.sessions import OpenRelays
-from wsgate.proxy.sticky import StickyCookie
 from wsgate.rules import Route, build_muxer
 from wsgate.tls.client import BackendTLS, ClientTLSSettings
 from wsgate.tls.material import KeyPair, generate_default_key_pair
@@ -72,17 +71,6 @@ class TransportRuntime:
         if not address.tls:
             return None
         return self.tls.creator_for(address.host, address.port)
-
-
-def sticky_cookie(service: str, sticky: Any) -> StickyCookie | None:
-    """The sticky cookie of a service (its name derives from the qualified service name)."""
-    if sticky is None or sticky.cookie is None:
-        return None
-    cookie = sticky.cookie
-    return StickyCookie.for_service(
-        service, name=cookie.name or None, secure=cookie.secure, http_only=cookie.http_only,
-        same_site=cookie.same_site or None, max_age=cookie.max_age, path=cookie.path,
-        domain=cookie.domain or None)
 
 
 def _disable_routers(runtime: RuntimeConfig, errors: dict[str, str]) -> RuntimeConfig:
@@ -125,6 +113,9 @@ class Gateway:
         self.open_relays = OpenRelays()
         #: Open WebSocket sessions per router (wsgate.maxConnections), kept by the data path.
         self.router_sessions = RouterSessionCounts()
+        #: Open WebSocket sessions per server (wsgate.maxConnectionsPerServer), kept by the
+        #: data path through the leaf services.
+        self.server_sessions = ServerSessionCounts()
         #: Health checkers of loadBalancer services; the data path reports attempts here.
         self.health = HealthChecks(reactor, observer=lambda: self.observer,
                                    sessions=self.open_relays)
@@ -282,18 +273,11 @@ class Gateway:
         built: ProxyService | None = None
         if config.load_balancer is not None:
             built = self._leaf(name, info, transports)
-        elif config.weighted is not None:
-            children = []
-            for ref, child_cfg in zip(info.references, config.weighted.services):
-                child = self._service(runtime, ref, services, transports, depth + 1)
-                if child is not None and child_cfg.weight > 0:
-                    children.append((ref, child_cfg.weight, child))
-            if children:
-                built = WeightedService(name, children, rng=random.Random(),
-                                        sticky=sticky_cookie(name, config.weighted.sticky))
         else:
-            log.error("service {name}: {kind} services are not supported by wsgate yet; its "
-                      "routers answer 503", name=name, kind=info.kind)
+            def child(ref: str) -> ProxyService | None:
+                return self._service(runtime, ref, services, transports, depth + 1)
+
+            built = build_composite(name, config, info.references, child)
         if built is not None:
             services[name] = (config, built)
         return built
@@ -330,7 +314,8 @@ class Gateway:
                            pool=transport.pool, connector=self.connector,
                            dial_timeout=transport.dial_timeout,
                            response_header_timeout=transport.response_header_timeout,
-                           tls_context=transport.tls_context)
+                           tls_context=transport.tls_context, sessions=self.server_sessions,
+                           max_sessions=lb.wsgate.max_connections_per_server)
 
     def close_idle(self) -> None:
         for transport in self._transports.values():

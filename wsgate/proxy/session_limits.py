@@ -1,4 +1,5 @@
-"""Open WebSocket sessions per router, for the router's ``wsgate.maxConnections``.
+"""Open WebSocket sessions per router (``wsgate.maxConnections``) and per server of a
+loadBalancer service (``wsgate.maxConnectionsPerServer``).
 
 A session counts from the moment its upgrade request is admitted (so that handshakes in flight
 cannot overshoot the limit) until its relay is done, or until the upgrade fails. The counts
@@ -7,7 +8,7 @@ live in the gateway, not in the routing table, because sessions outlive reloads.
 
 from __future__ import annotations
 
-__all__ = ["RouterSessionCounts"]
+__all__ = ["RouterSessionCounts", "ServerSessionCounts"]
 
 
 class RouterSessionCounts:
@@ -33,3 +34,28 @@ class RouterSessionCounts:
 
     def count(self, router: str) -> int:
         return self._open.get(router, 0)
+
+
+class ServerSessionCounts:
+    """Sessions per (qualified service name, server URL), counted from the pick of an
+    upgrade's server. The balancer consults them (``room``) to skip full servers; the limit
+    is the service's, so that a reload that changes it applies to the sessions already open.
+    Reactor thread only."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], int] = {}
+
+    def acquire(self, service: str, url: str) -> None:
+        key = (service, url)
+        self._open[key] = self._open.get(key, 0) + 1
+
+    def release(self, service: str, url: str) -> None:
+        key = (service, url)
+        count = self._open.get(key, 0) - 1
+        if count > 0:
+            self._open[key] = count
+        else:
+            self._open.pop(key, None)
+
+    def count(self, service: str, url: str) -> int:
+        return self._open.get((service, url), 0)

@@ -355,7 +355,7 @@ http:
         service: lb
         mirrors: [{name: lb, percent: 10}]
     f:
-      failover: {service: lb, fallback: w}
+      failover: {service: lb, fallback: w, errors: {status: ["500-599"]}}
     h:
       highestRandomWeight:
         services: [{name: lb}]
