@@ -115,8 +115,21 @@ def _params() -> list[Any]:
         for cid in _quick_ids()]
 
 
+#: Cases whose outcome the suite itself calls implementation- and timing-defined: 7.1.6 sends
+#: 256 KiB, a close and a ping back to back and kills the connection after one second, so on a
+#: loaded machine whether the close handshake completes in time (the close code the client
+#: records) varies between runs of the same path. Its verdict is always INFORMATIONAL; only
+#: that is compared.
+TIMING_DEFINED = {"7.1.6"}
+
+
 def _same(runs: dict[str, Any], name: str, case_id: str) -> None:
     direct, proxied = runs["direct"][case_id], runs[name].get(case_id)
+    if case_id in TIMING_DEFINED and proxied is not None:
+        assert (direct["behavior"], direct["behaviorClose"]) == (
+            proxied["behavior"], proxied["behaviorClose"]), (
+            f"case {case_id}: direct {suite.describe(direct)}, {name} {suite.describe(proxied)}")
+        return
     assert proxied is not None and suite.comparable(direct) == suite.comparable(proxied), (
         f"case {case_id}: direct {suite.describe(direct)}, {name} {suite.describe(proxied)} "
         f"({(proxied or {}).get('resultClose')})")
