@@ -447,6 +447,8 @@ class AccessLog(Observer):
     rotation, e.g. on SIGUSR1 as Traefik does).
     """
 
+    keeps_session_headers = True  # header fields and the common format's referer and agent
+
     def __init__(self, settings: AccessLogSettings, *, scope: Scope | None = None,
                  stream: IO[str] | None = None, reactor: Any = None,
                  clock: Any = time.time) -> None:

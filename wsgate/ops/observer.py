@@ -200,6 +200,11 @@ class Observer:
     broken observer never breaks proxying).
     """
 
+    #: This observer reads a session's request and response header fields when the session
+    #: ends (the access log does); when no observer does, a session's record lets them go at
+    #: the 101, so that an idle WebSocket does not hold its handshake's headers.
+    keeps_session_headers = False
+
     def connection_opened(self, entrypoint: str) -> None:
         """A client connection was accepted on ``entrypoint``."""
 
@@ -279,6 +284,7 @@ class FanOut(Observer):
 
     def __init__(self, observers: Iterable[Observer]) -> None:
         self.observers: tuple[Observer, ...] = tuple(observers)
+        self.keeps_session_headers = any(o.keeps_session_headers for o in self.observers)
         for name in OBSERVER_METHODS:
             targets = [getattr(o, name) for o in self.observers if _overrides(o, name)]
             setattr(self, name, _guarded(name, targets) if targets else _noop)

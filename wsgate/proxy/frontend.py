@@ -725,31 +725,75 @@ class LocalAnswer:
 class Exchange:
     """One request forwarded to one backend server, and its response (or 101) back."""
 
-    #: This upgrade holds one of its router's wsgate.maxConnections places (until _release).
-    ws_slot = False
-    #: What the route's middlewares ask of the data path (None: nothing, the fast path).
-    plan: DataPlan | None = None
-    #: Attempts made so far (retry, buffering's retryExpression).
-    attempts = 1
-    #: The waits between attempts (retry's backoff), made on the first retry.
-    backoff: Iterator[float] | None = None
-    #: A copy of the request body as sent, to send it again (None: not kept, or too large).
-    replay: list[bytes] | None = None
-    replay_len = 0
-    #: The encoding chosen for the response (compress), from the request.
-    encoding: str | None = None
-    #: Reshapes the response body (compress, buffering's maxResponseBodyBytes).
-    shaper: StreamShaper | HeldBody | None = None
-    #: errors: the status the client gets while the error page is fetched (0: no page).
-    page_code = 0
-    page_origin = 0
-    #: Mirror copies and failover errors of the service tree (see service_hooks).
-    hooks: RequestHooks | None = None
+    __slots__ = (
+        "address",
+        "answered",
+        "attempts",
+        "backend",
+        "backend_reusable",
+        "backoff",
+        "body",
+        "buffered",
+        "buffered_len",
+        "chain",
+        "conn",
+        "ctx",
+        "decision",
+        "done",
+        "encoding",
+        "ended",
+        "forward",
+        "head",
+        "hooks",
+        "leaf",
+        "page_code",
+        "page_origin",
+        "picked",
+        "plan",
+        "record",
+        "replay",
+        "replay_len",
+        "response",
+        "response_body",
+        "response_keep_alive",
+        "response_parser",
+        "reused",
+        "server",
+        "server_url",
+        "service",
+        "session",
+        "set_cookies",
+        "shaper",
+        "started_at",
+        "timer",
+        "upgrade",
+        "ws_slot",
+    )
 
     def __init__(self, conn: FrontendConnection, head: RequestHead, decision: RouteDecision,
                  service: ProxyService, picked: tuple[LeafService, Backend, tuple[str, ...]],
                  *, forward: RequestHead | None = None, ctx: RequestContext | None = None,
                  record: RequestRecord | None = None) -> None:
+        #: This upgrade holds one of its router's wsgate.maxConnections places (until _release).
+        self.ws_slot = False
+        #: What the route's middlewares ask of the data path (None: nothing, the fast path).
+        self.plan: DataPlan | None = None
+        #: Attempts made so far (retry, buffering's retryExpression).
+        self.attempts = 1
+        #: The waits between attempts (retry's backoff), made on the first retry.
+        self.backoff: Iterator[float] | None = None
+        #: A copy of the request body as sent, to send it again (None: not kept, or too large).
+        self.replay: list[bytes] | None = None
+        self.replay_len = 0
+        #: The encoding chosen for the response (compress), from the request.
+        self.encoding: str | None = None
+        #: Reshapes the response body (compress, buffering's maxResponseBodyBytes).
+        self.shaper: StreamShaper | HeldBody | None = None
+        #: errors: the status the client gets while the error page is fetched (0: no page).
+        self.page_code = 0
+        self.page_origin = 0
+        #: Mirror copies and failover errors of the service tree (see service_hooks).
+        self.hooks: RequestHooks | None = None
         self.conn = conn
         self.head = head
         #: The head as it goes to the backend (rewritten by middlewares); ``head`` keeps the
@@ -1011,7 +1055,10 @@ class Exchange:
             record.origin_status = 101
             record.duration = time.monotonic() - self.started_at
             self.session = SessionRecord(record, opened_at=time.time())
-            self.conn.ep.observer.websocket_opened(self.session)
+            observer = self.conn.ep.observer
+            observer.websocket_opened(self.session)
+            if not observer.keeps_session_headers:
+                record.headers = record.response_headers = ()
         extensions = (head.get("Sec-WebSocket-Extensions") or "").lower()
         relay = WebSocketRelay(self.conn.transport, self.backend.transport,
                                deflate="permessage-deflate" in extensions,
@@ -1028,6 +1075,20 @@ class Exchange:
             early, self.conn.pending = self.conn.pending, b""
             relay.from_client(early)
         self.conn.transport.resumeProducing()
+        self._keep_session_state_only()
+
+    def _keep_session_state_only(self) -> None:
+        """From the 101 on, only the session's end (``_relay_done``) uses this exchange: the
+        HTTP state of the handshake is dropped so that an idle WebSocket holds as little as
+        possible (docs/performance.md, memory per idle WebSocket)."""
+        self.head = self.forward = None  # type: ignore[assignment]
+        self.response = None
+        self.response_parser = None  # type: ignore[assignment]
+        self.buffered = []
+        self.picked = None  # type: ignore[assignment]
+        self.service = None  # type: ignore[assignment]
+        self.backend = None
+        self.replay = None
 
     def _relay_done(self, relay: WebSocketRelay) -> None:
         self.conn.ep.gateway.open_relays.discard(self.leaf.name, self.server_url, relay)

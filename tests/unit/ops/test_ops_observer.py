@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 from twisted.logger import capturedLogs
 
 from wsgate.http.parser import RequestHeadParser
+from wsgate.ops.accesslog import AccessLog, AccessLogSettings
 from wsgate.ops.observer import (
     NOOP_OBSERVER,
     OBSERVER_METHODS,
@@ -113,3 +116,14 @@ def test_session_record_reads_through_to_its_handshake() -> None:
     session = SessionRecord(rec)
     assert (session.entrypoint, session.router, session.service, session.server_url) == (
         "web", "r@file", "s@file", "http://a")
+
+
+def test_session_headers_are_kept_only_when_an_access_log_reads_them() -> None:
+    """The data path drops a session's handshake headers at the 101 unless an observer reads
+    them at the session's end (memory per idle WebSocket)."""
+    calls: list[tuple[str, str]] = []
+    assert not NOOP_OBSERVER.keeps_session_headers
+    assert not FanOut([Recorder("a", calls)]).keeps_session_headers
+    log = AccessLog(AccessLogSettings(), stream=io.StringIO())
+    assert FanOut([Recorder("a", calls), log]).keeps_session_headers
+    assert FanOut([FanOut([log])]).keeps_session_headers
