@@ -169,11 +169,7 @@ def test_a_destination_that_does_not_read_stalls_the_pump_without_loss(wired: An
     down = frame(os.urandom(BIG), masked=False) + frame(b"tail", masked=False)
     w.backend.transport.write(down)
     # Wait until the pump has filled the client's socket and stopped reading the backend.
-    for _ in range(2000):
-        pump = w.relay._down_pump
-        if pump is not None and pump.stalled:
-            break
-        yield _tick()
+    pump = yield _pump_when(w.relay, "_down_pump", "stalled")
     assert pump is not None and pump.stalled and pump.pending > 0
     arrived = w.client.expect(len(down))
     w.client.transport.resumeProducing()
@@ -191,11 +187,7 @@ def test_a_close_during_a_spliced_frame_follows_that_frame(wired: Any) -> Any:
     w.client.transport.pauseProducing()  # keep the frame in flight while the close is asked
     big = frame(os.urandom(BIG), masked=False)
     w.backend.transport.write(big)
-    for _ in range(2000):
-        pump = w.relay._down_pump
-        if pump is not None and pump.spliced:
-            break
-        yield _tick()
+    pump = yield _pump_when(w.relay, "_down_pump", "spliced")
     assert pump is not None and pump.spliced and not w.relay.downstream.at_frame_boundary
     w.relay.close(1001, "server shutting down")
     close_frame = b"\x88\x16" + struct.pack(">H", 1001) + b"server shutting down"
@@ -206,10 +198,18 @@ def test_a_close_during_a_spliced_frame_follows_that_frame(wired: Any) -> Any:
     assert bytes(w.client.received[len(big):]) == close_frame
 
 
-def _tick() -> defer.Deferred[None]:
-    d: defer.Deferred[None] = defer.Deferred()
-    reactor.callLater(0.001, d.callback, None)
-    return d
+@defer.inlineCallbacks
+def _pump_when(relay: WebSocketRelay, which: str, state: str) -> Any:
+    """The relay's pump ``which`` once its ``state`` is true (nothing signals it: looked at
+    every millisecond, for at most two seconds); None if that never happened."""
+    for _ in range(2000):
+        pump = getattr(relay, which)
+        if pump is not None and getattr(pump, state):
+            return pump
+        d: defer.Deferred[None] = defer.Deferred()
+        reactor.callLater(0.001, d.callback, None)
+        yield d
+    return None
 
 
 @pytest_twisted.inlineCallbacks
@@ -221,11 +221,7 @@ def test_a_client_gone_mid_frame_leaves_the_backend_every_byte_then_fin(wired: A
     whole = frame(os.urandom(4 * BIG), masked=True)
     sent = whole[: 2 * BIG]  # more than loopback's socket buffers hold: the pump stalls
     w.client.transport.write(sent)
-    for _ in range(2000):
-        pump = w.relay._up_pump
-        if pump is not None and pump.stalled:
-            break
-        yield _tick()
+    pump = yield _pump_when(w.relay, "_up_pump", "stalled")
     assert pump is not None and pump.stalled
     w.client.transport.loseConnection()
     yield w.client.lost

@@ -425,25 +425,32 @@ class WebSocketRelay:
 
     # -- splicing large payloads ----------------------------------------------------------------
     def _splice_up(self) -> None:
-        remaining = self.upstream.bytes_until_boundary
-        if remaining is None or remaining < splice.SPLICE_MIN:
-            return
-        pump = self._up_pump
-        if pump is None:
-            pump = self._up_pump = splice.SplicePump(
-                self.client, self.backend, self.upstream, self._client_side, self._spliced_up)
-        pump.arm()
+        if self._up_pump is None:
+            self._up_pump = self._new_pump(self.upstream, self.client, self.backend,
+                                           self._client_side, self._spliced_up)
+        self._arm(self._up_pump)
 
     def _splice_down(self) -> None:
-        remaining = self.downstream.bytes_until_boundary
+        if self._down_pump is None:
+            self._down_pump = self._new_pump(self.downstream, self.backend, self.client,
+                                             self._backend_side, self._spliced_down)
+        self._arm(self._down_pump)
+
+    @staticmethod
+    def _new_pump(tracker: FrameTracker, src: Any, dst: Any, side: _ReadSide,
+                  count: Callable[[int], None]) -> splice.SplicePump | None:
+        remaining = tracker.bytes_until_boundary
         if remaining is None or remaining < splice.SPLICE_MIN:
-            return
-        pump = self._down_pump
+            return None  # created at the first frame worth splicing
+        return splice.SplicePump(src, dst, tracker, side, count)
+
+    @staticmethod
+    def _arm(pump: splice.SplicePump | None) -> None:
         if pump is None:
-            pump = self._down_pump = splice.SplicePump(
-                self.backend, self.client, self.downstream, self._backend_side,
-                self._spliced_down)
-        pump.arm()
+            return
+        remaining = pump.tracker.bytes_until_boundary
+        if remaining is not None and remaining >= splice.SPLICE_MIN:
+            pump.arm()
 
     def _spliced_up(self, n: int) -> None:
         self.stats.client_bytes += n
