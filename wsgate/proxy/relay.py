@@ -502,6 +502,12 @@ class WebSocketRelay:
         self._apply_cut(cut, data)
 
     def _apply_cut(self, cut: Cut, data: bytes) -> None:
+        error = cut.error
+        if error is not None and error.code != CloseCode.MESSAGE_TOO_BIG and cut.unsent:
+            # Blind from here: what passes and what follows go in one write (_fast_error_up).
+            if not self._backend_lost:
+                self.backend.writeSequence([*cut.forward, cut.unsent])
+            cut = cut._replace(forward=[], unsent=b"")
         if cut.forward:
             self.backend.writeSequence(cut.forward)
         if cut.dropped:
@@ -540,6 +546,14 @@ class WebSocketRelay:
 
     def _fast_error_up(self, data: bytes, exc: FrameError) -> None:
         at = exc.offset
+        if exc.code != CloseCode.MESSAGE_TOO_BIG:
+            # Relayed blind from the offending frame on: the chunk goes on whole, in one write.
+            # Split in two, a peer that closes after a close frame finds the rest unread and
+            # resets the connection, losing what it still had to send (Autobahn case 7.1.6).
+            if not self._backend_lost:
+                self.backend.write(data)
+            self._upstream_error(exc, at >= 0, b"")
+            return
         if at > 0:
             self.backend.write(data[:at])
         self._upstream_error(exc, at >= 0, data[max(at, 0):])
@@ -661,7 +675,9 @@ class WebSocketRelay:
 
     def _fast_error_down(self, data: bytes, exc: FrameError) -> None:
         at = exc.offset
-        if at > 0:
+        if exc.code != CloseCode.MESSAGE_TOO_BIG:
+            at = 0  # blind from here: the chunk goes on whole, in one write (_fast_error_up)
+        elif at > 0:
             self.client.write(data[:at])
         clean = at >= 0
         if exc.code == CloseCode.MESSAGE_TOO_BIG:

@@ -59,7 +59,6 @@ class SplicePump:
         "dst",
         "pending",
         "read_side",
-        "source_done",
         "spliced",
         "src",
         "stalled",
@@ -79,8 +78,6 @@ class SplicePump:
         self.pending = 0
         #: Bytes moved so far (for tests and metrics).
         self.spliced = 0
-        #: The source reached EOF or failed while this pump was reading it.
-        self.source_done = False
         self._after: list[bytes] = []
         self._close_after: bool | None = None  # True: half-close; False: close
         self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -154,12 +151,16 @@ class SplicePump:
                                   flags=_FLAGS)
             except BlockingIOError:
                 return None
-            except OSError:
-                self.source_done = True
-                return main.CONNECTION_LOST
-            if moved == 0:
-                self.source_done = True
-                return main.CONNECTION_DONE
+            except OSError as exc:
+                # splice reports a reset before the bytes still queued in the socket, which
+                # recv returns first: the transport's own read gets them, then the error.
+                log.debug("splice from {src!r} failed ({exc}); reading it the usual way",
+                          src=src, exc=exc)
+                self.disarm()
+                break
+            if moved == 0:  # EOF: the transport's own read reports it
+                self.disarm()
+                break
             self.pending += moved
             self.spliced += moved
             tracker.skip_payload(moved)
@@ -248,7 +249,7 @@ class SplicePump:
 
     def _resume_source(self) -> None:
         src = self.src
-        if self.stalled or self.source_done or self.read_side.paused or not src.connected \
+        if self.stalled or self.read_side.paused or not src.connected \
                 or src.disconnecting or src.disconnected or getattr(src, "_aborting", False):
             return
         src.startReading()
