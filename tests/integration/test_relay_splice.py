@@ -185,7 +185,9 @@ def test_a_close_during_a_spliced_frame_follows_that_frame(wired: Any) -> Any:
     spliced, and comes right after it."""
     w = yield wired()
     w.client.transport.pauseProducing()  # keep the frame in flight while the close is asked
-    big = frame(os.urandom(BIG), masked=False)
+    # Larger than the pipe and both loopback sockets' buffers together, so that part of it
+    # is still to come when the close is asked.
+    big = frame(os.urandom(4 * BIG), masked=False)
     w.backend.transport.write(big)
     pump = yield _pump_when(w.relay, "_down_pump", "spliced")
     assert pump is not None and pump.spliced and not w.relay.downstream.at_frame_boundary
@@ -229,3 +231,18 @@ def test_a_client_gone_mid_frame_leaves_the_backend_every_byte_then_fin(wired: A
     yield w.backend.lost
     assert _digest(w.backend.received) == _digest(sent)
     assert w.relay.upstream.messages == 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_client_lost_while_the_pump_waits_for_it_releases_the_pump(wired: Any) -> Any:
+    """The pipe's bytes for a client that is gone are dropped, the backend is read again and
+    then closed by the relay; nothing is written to the dead connection."""
+    w = yield wired()
+    w.client.transport.pauseProducing()
+    w.backend.transport.write(frame(os.urandom(4 * BIG), masked=False))
+    pump = yield _pump_when(w.relay, "_down_pump", "stalled")
+    assert pump is not None and pump.pending > 0
+    w.client.transport.abortConnection()
+    yield w.backend.lost
+    assert w.relay.client._pipe is None
+    assert not pump.stalled and not pump.armed and pump.pending == 0

@@ -1064,7 +1064,7 @@ class Exchange:
         extensions = (head.get("Sec-WebSocket-Extensions") or "").lower()
         relay = WebSocketRelay(self.conn.transport, self.backend.transport,
                                deflate="permessage-deflate" in extensions,
-                               on_done=self._relay_done, policy=self.decision.ws,
+                               on_done=_SessionEnd(self), policy=self.decision.ws,
                                clock=self.conn.ep.reactor, name=self.decision.router)
         self.backend.listener = _RelayBackend(relay)
         self.backend.dataReceived = relay.from_backend  # type: ignore[method-assign]
@@ -1081,7 +1081,7 @@ class Exchange:
         self._keep_session_state_only()
 
     def _keep_session_state_only(self) -> None:
-        """From the 101 on, only the session's end (``_relay_done``) uses this exchange: the
+        """From the 101 on, only the session's end (``_SessionEnd``) may use this exchange: the
         HTTP state of the handshake is dropped so that an idle WebSocket holds as little as
         possible (docs/performance.md, memory per idle WebSocket)."""
         self.head = self.forward = None  # type: ignore[assignment]
@@ -1092,26 +1092,6 @@ class Exchange:
         self.service = None  # type: ignore[assignment]
         self.backend = None
         self.replay = None
-
-    def _relay_done(self, relay: WebSocketRelay) -> None:
-        self.conn.ep.gateway.open_relays.discard(self.leaf.name, self.server_url, relay)
-        self._release()
-        if self.hooks is not None:
-            self.hooks.finish(self)
-        self.conn.ep.websocket_closed(self, relay)
-        session = self.session
-        if session is not None:
-            stats = relay.stats
-            session.duration = time.time() - session.opened_at
-            session.client_bytes = stats.client_bytes
-            session.backend_bytes = stats.backend_bytes
-            session.client_messages = stats.client_messages
-            session.backend_messages = stats.backend_messages
-            session.close_code = stats.close_code
-            session.closed_by = stats.closed_by
-            self.conn.ep.observer.websocket_closed(session)
-        if self.chain is not None and self.ctx is not None:
-            self.chain.on_close(self.ctx)
 
     def _start_response(self, head: ResponseHead) -> None:
         if self.hooks is not None and self.hooks.divert(self, head.status):
@@ -1650,6 +1630,58 @@ def _failure_reason(exc: UpstreamError) -> str:
     if exc.status == 503:
         return REASON_NO_SERVER
     return REASON_BACKEND_UNREACHABLE
+
+
+class _SessionEnd:
+    """What the end of a WebSocket session needs of its exchange (the relay's ``on_done``).
+
+    The relay holds this instead of the Exchange, so that an idle session does not keep the
+    whole exchange alive (memory per idle WebSocket, docs/performance.md). The exchange's
+    server place and router slot move here and are released when the session ends. Mirroring
+    hooks read the exchange at the end: only then is it kept.
+    """
+
+    __slots__ = ("chain", "conn", "ctx", "exchange", "hooks", "leaf", "router", "server",
+                 "server_url", "session", "ws_slot")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.conn = exchange.conn
+        self.leaf = exchange.leaf
+        self.server_url = exchange.server_url
+        self.server, exchange.server = exchange.server, None
+        self.ws_slot, exchange.ws_slot = exchange.ws_slot, False
+        self.router = exchange.decision.router
+        self.hooks = exchange.hooks
+        self.exchange = exchange if exchange.hooks is not None else None
+        self.session = exchange.session
+        self.chain = exchange.chain
+        self.ctx = exchange.ctx
+
+    def __call__(self, relay: WebSocketRelay) -> None:
+        ep = self.conn.ep
+        ep.gateway.open_relays.discard(self.leaf.name, self.server_url, relay)
+        if self.server is not None:
+            self.leaf.release(self.server, True)
+            self.server = None
+        if self.ws_slot:
+            self.ws_slot = False
+            ep.gateway.router_sessions.release(self.router)
+        if self.hooks is not None and self.exchange is not None:
+            self.hooks.finish(self.exchange)
+        ep.websocket_closed(self, relay)
+        session = self.session
+        if session is not None:
+            stats = relay.stats
+            session.duration = time.time() - session.opened_at
+            session.client_bytes = stats.client_bytes
+            session.backend_bytes = stats.backend_bytes
+            session.client_messages = stats.client_messages
+            session.backend_messages = stats.backend_messages
+            session.close_code = stats.close_code
+            session.closed_by = stats.closed_by
+            ep.observer.websocket_closed(session)
+        if self.chain is not None and self.ctx is not None:
+            self.chain.on_close(self.ctx)
 
 
 class _RelayBackend:

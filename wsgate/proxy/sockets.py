@@ -94,6 +94,12 @@ class _WriteThrough:
             return
         tcp.Connection.loseWriteConnection(self)  # type: ignore[arg-type]
 
+    def connectionLost(self, reason: Any) -> None:
+        pipe = self._pipe
+        if pipe is not None:
+            pipe.destination_lost()  # what waited in the pipe for this connection is moot
+        super().connectionLost(reason)  # type: ignore[misc]
+
     def doWrite(self) -> Any:
         pipe = self._pipe
         if pipe is None:

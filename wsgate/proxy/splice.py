@@ -127,6 +127,18 @@ class SplicePump:
             os.close(self._pipe_w)
             self._pipe_r = self._pipe_w = -1
 
+    def destination_lost(self) -> None:
+        """The destination's connection is gone: drop what waited for it, read the source
+        the usual way again (the relay learns of the loss from the transport)."""
+        self.pending = 0
+        self._after.clear()
+        self._close_after = None
+        if self.dst._pipe is self:
+            self.dst._pipe = None
+        self.stalled = False
+        self.disarm()
+        self._resume_source()
+
     # -- the source transport's doRead ---------------------------------------------------------
     def pump(self) -> Any:
         """Move payload bytes while the source has them and the destination takes them.
@@ -177,6 +189,8 @@ class SplicePump:
 
     def after_close(self, half: bool) -> None:
         """The destination was asked to close while the pump holds it: after the pipe."""
+        if not self.dst.connected or self.dst.disconnected:
+            return  # nothing left to close
         if self._close_after is None or not half:
             self._close_after = half
         if self.pending == 0 and not self.armed:
