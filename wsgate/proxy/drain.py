@@ -77,11 +77,10 @@ class Drain:
         whose backend connection is still closing (their access log line and metrics come
         when that ends, and must come before the log is flushed)."""
         return sum(len(ep.connections) for ep in self.entrypoints) + \
-            sum(1 for relay in self._relays() if getattr(relay, "client_gone", False))
+            sum(1 for relay in self._relays() if relay.client_gone)
 
     def _relays(self) -> list[Any]:
-        gateways = {id(gw): gw for gw in (getattr(ep, "gateway", None)
-                                          for ep in self.entrypoints) if gw is not None}
+        gateways = {id(ep.gateway): ep.gateway for ep in self.entrypoints}
         return [relay for gw in gateways.values() for relay in gw.open_relays]
 
     @defer.inlineCallbacks

@@ -1078,20 +1078,6 @@ class Exchange:
             early, self.conn.pending = self.conn.pending, b""
             relay.from_client(early)
         self.conn.transport.resumeProducing()
-        self._keep_session_state_only()
-
-    def _keep_session_state_only(self) -> None:
-        """From the 101 on, only the session's end (``_SessionEnd``) may use this exchange: the
-        HTTP state of the handshake is dropped so that an idle WebSocket holds as little as
-        possible (docs/performance.md, memory per idle WebSocket)."""
-        self.head = self.forward = None  # type: ignore[assignment]
-        self.response = None
-        self.response_parser = None  # type: ignore[assignment]
-        self.buffered = []
-        self.picked = None  # type: ignore[assignment]
-        self.service = None  # type: ignore[assignment]
-        self.backend = None
-        self.replay = None
 
     def _start_response(self, head: ResponseHead) -> None:
         if self.hooks is not None and self.hooks.divert(self, head.status):

@@ -15,9 +15,14 @@ __all__ = ["ClosableRelay", "OpenRelays"]
 
 
 class ClosableRelay(Protocol):
-    """What the registry needs of a relay (``WebSocketRelay`` is one)."""
+    """What the registry and the shutdown drain need of a relay (``WebSocketRelay`` is one)."""
+
+    @property
+    def client_gone(self) -> bool: ...
 
     def close(self, code: int, reason: str = "") -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class OpenRelays:

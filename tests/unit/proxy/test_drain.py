@@ -45,6 +45,7 @@ class FakeEntryPoint:
     def __init__(self, name: str) -> None:
         self.name = name
         self.connections: set[Any] = set()
+        self.gateway = FakeGateway()
 
 
 def test_a_failing_connection_is_cut_and_the_others_drained() -> None:
@@ -191,16 +192,16 @@ def test_a_session_whose_backend_is_still_closing_keeps_the_drain_waiting() -> N
     clock = Clock()
     ep = FakeEntryPoint("web")
     relay = FakeRelay()
-    ep.gateway = FakeGateway(relay)  # type: ignore[attr-defined]
+    ep.gateway = FakeGateway(relay)
     other = FakeEntryPoint("websecure")
-    other.gateway = ep.gateway  # type: ignore[attr-defined]  # one gateway, counted once
+    other.gateway = ep.gateway  # one gateway, counted once
     drain = Drain(clock, [ep, other], accept_grace=0.0, grace=5.0,
                   stop_listening=lambda: None)
     done = drain.run()
     assert not done.called and drain.open_connections() == 1
     clock.advance(1.0)
     assert not done.called
-    ep.gateway.open_relays.discard(relay)  # type: ignore[attr-defined]  # the session ended
+    ep.gateway.open_relays.discard(relay)  # the session ended
     clock.advance(1.0)
     assert done.called and not relay.aborted
 
@@ -209,7 +210,7 @@ def test_a_session_still_closing_at_grace_time_out_is_cut() -> None:
     clock = Clock()
     ep = FakeEntryPoint("web")
     relay = FakeRelay()
-    ep.gateway = FakeGateway(relay)  # type: ignore[attr-defined]
+    ep.gateway = FakeGateway(relay)
     done = Drain(clock, [ep], accept_grace=0.0, grace=2.0, stop_listening=lambda: None).run()
     clock.advance(2.5)
     for _ in range(6):  # the turns the drain gives aborted connections to report their loss
