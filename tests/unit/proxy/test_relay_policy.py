@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from twisted.internet.task import Clock
 
-from tests.wsframes import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame, enc, parse
+from tests.wsframes import BINARY, CLOSE, CONT, PING, PONG, TEXT, Frame, close_payload, enc, parse
 from wsgate.config.dynamic import RouterExtension
 from wsgate.config.schema import Duration
 from wsgate.proxy.relay import CLOSE_TIMEOUT, WebSocketRelay
@@ -561,3 +561,43 @@ def test_close_without_answers_is_cut_after_the_timeout() -> None:
     s.clock.advance(0.01)
     assert s.client.aborted and s.backend.aborted
 
+
+
+# -- a stream that breaks the protocol goes on untracked, each chunk in one write ----------------
+class CountingTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.writes.append(data)
+
+    def writeSequence(self, seq: list[bytes]) -> None:
+        joined = b"".join(seq)
+        FakeTransport.write(self, joined)
+        self.writes.append(joined)
+
+
+@pytest.mark.parametrize("policy", [{}, {"max_messages_per_second": 100}],
+                         ids=["fast path", "watched (rate limit)"])
+def test_a_chunk_with_a_frame_after_close_goes_on_in_one_write(policy: dict[str, Any]) -> None:
+    """Split at the offending frame, the pieces can reach a peer as two segments; a peer that
+    closes after the close frame then finds the rest unread and resets the connection, losing
+    what it still had to send (Autobahn case 7.1.6 through wsgate)."""
+    s = Session()
+    s.backend = CountingTransport()
+    s.relay = WebSocketRelay(s.client, s.backend, clock=s.clock, name="r@file",
+                             policy=RouterExtension(**policy) if policy else None)
+    chunk = (c2b(TEXT, b"hello") + c2b(CLOSE, close_payload(1000)) + c2b(PING, b""))
+    s.relay.from_client(chunk)
+    assert s.backend.writes == [chunk]
+
+
+def test_a_backend_chunk_with_a_frame_after_close_goes_on_in_one_write() -> None:
+    s = Session()
+    s.client = CountingTransport()
+    s.relay = WebSocketRelay(s.client, s.backend, clock=s.clock, name="r@file")
+    chunk = b2c(TEXT, b"hello") + b2c(CLOSE, close_payload(1000)) + b2c(PING, b"")
+    s.relay.from_backend(chunk)
+    assert s.client.writes == [chunk]
